@@ -1,0 +1,67 @@
+//! `lumine`: the Lumine Console command line.
+//!
+//! Thin by design: argument parsing and wiring only; every feature lives in a
+//! library crate under `app/` (see ARCHITECTURE.md).
+
+mod action_cmd;
+mod config_cmd;
+mod doctor_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Lumine Console: run a real-time game-playing agent through screen, keyboard and mouse.
+#[derive(Debug, Parser)]
+#[command(name = "lumine", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file to use instead of the platform default (also: $LUMINE_CONFIG).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with action strings in the model's action language.
+    #[command(subcommand)]
+    Action(action_cmd::ActionCommand),
+    /// Show or check the configuration file.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    /// Report what this machine offers: ONNX Runtime library and version, execution
+    /// providers, display, configuration.
+    Doctor,
+}
+
+/// The configuration file: `--config`, else `$LUMINE_CONFIG`, else the platform default.
+fn config_path(explicit: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+    match explicit {
+        Some(path) => Ok(path.to_owned()),
+        None => Ok(lumine_config::default_path()?),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Action(cmd)) => action_cmd::run(&cmd),
+        Some(Command::Config(cmd)) => config_cmd::run(&cmd, cli.config.as_deref()),
+        Some(Command::Doctor) => config_path(cli.config.as_deref()).and_then(|p| doctor_cmd::run(&p)),
+        None => {
+            use clap::CommandFactory as _;
+            // No console yet on this build: show what the command can do.
+            Cli::command().print_help().map(|()| ExitCode::SUCCESS).map_err(Into::into)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Helpers shared by the end-to-end tests: find and run the built `lumine` binary.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Path of the `lumine` binary under test: `$LUMINE_BIN`, or the one Cargo built next
+/// to this test executable (`target/<profile>/lumine`).
+///
+/// # Panics
+/// When no binary is found, with the command that builds it.
+pub fn lumine_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("LUMINE_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/lumine
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join(format!("lumine{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build -p lumine-cli` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `lumine` command with an isolated configuration file, so tests never touch the
+/// user's real configuration.
+pub fn lumine(config_dir: &tempfile::TempDir) -> Command {
+    let mut cmd = Command::new(lumine_bin());
+    cmd.env("LUMINE_CONFIG", config_dir.path().join("config.ron"));
+    cmd
+}
+
+/// Standard output as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
