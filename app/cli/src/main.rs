@@ -6,6 +6,8 @@
 mod action_cmd;
 mod config_cmd;
 mod doctor_cmd;
+mod generate_cmd;
+mod model_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +37,12 @@ enum Command {
     /// Report what this machine offers: ONNX Runtime library and version, execution
     /// providers, display, configuration.
     Doctor,
+    /// Run one prompt through a model: tokens streamed, or a JSON report with
+    /// positions, logits and per-stage timings.
+    Generate(generate_cmd::GenerateArgs),
+    /// Inspect model directories.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
 }
 
 /// The configuration file: `--config`, else `$LUMINE_CONFIG`, else the platform default.
@@ -45,12 +53,23 @@ fn config_path(explicit: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// The configuration, created with defaults on first use.
+fn load_config(explicit: Option<&std::path::Path>) -> anyhow::Result<lumine_config::Config> {
+    Ok(lumine_config::load_or_create(&config_path(explicit)?)?)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Action(cmd)) => action_cmd::run(&cmd),
         Some(Command::Config(cmd)) => config_cmd::run(&cmd, cli.config.as_deref()),
         Some(Command::Doctor) => config_path(cli.config.as_deref()).and_then(|p| doctor_cmd::run(&p)),
+        Some(Command::Generate(args)) => {
+            load_config(cli.config.as_deref()).and_then(|c| generate_cmd::run(&args, &c))
+        }
+        Some(Command::Model(cmd)) => {
+            load_config(cli.config.as_deref()).and_then(|c| model_cmd::run(&cmd, &c))
+        }
         None => {
             use clap::CommandFactory as _;
             // No console yet on this build: show what the command can do.

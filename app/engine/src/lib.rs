@@ -3,9 +3,26 @@
 //! The model directory layout and the numerics follow `../shared/SPEC.md` section 6
 //! and `../shared/QWEN2VL.md`; the exporter that writes such directories lives in
 //! `models/export/`.
+//!
+//! - [`ort_library`] finds and loads the ONNX Runtime library; [`provider`] picks the
+//!   execution provider.
+//! - [`manifest`] reads `manifest.ron`; [`model::Model`] opens the three graphs.
+//! - [`chat`], [`tokenizer`] and [`rope`] turn messages into token ids and M-RoPE
+//!   positions; [`generate`] runs prefill and decoding with a [`kv_cache::KvCache`].
 
 pub mod chat;
+pub mod check;
+pub mod error;
+pub mod generate;
+pub mod image_io;
+pub mod kv_cache;
 pub mod manifest;
+pub mod model;
 pub mod ort_library;
 pub mod provider;
 pub mod rope;
+pub mod sampler;
+pub mod tokenizer;
+
+pub use error::EngineError;
+pub use model::{CancelToken, Model};

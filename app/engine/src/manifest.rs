@@ -36,8 +36,8 @@ pub struct TextConfig {
     pub rms_norm_eps: f64,
     /// Rotary base.
     pub rope_theta: f64,
-    /// M-RoPE sections (t, h, w) in rotary pairs; sums to `head_dim / 2`.
-    pub mrope_section: [usize; 3],
+    /// M-RoPE sections (t, h, w) in rotary pairs: three numbers summing to `head_dim / 2`.
+    pub mrope_section: Vec<usize>,
 }
 
 /// Vision tower sizes.
@@ -68,10 +68,10 @@ pub struct PreprocessManifest {
     pub min_pixels: u64,
     /// Upper bound of the resized area in pixels.
     pub max_pixels: u64,
-    /// Per-channel mean (RGB, 0..1 scale).
-    pub image_mean: [f32; 3],
-    /// Per-channel standard deviation (RGB, 0..1 scale).
-    pub image_std: [f32; 3],
+    /// Per-channel mean (RGB, 0..1 scale): three numbers.
+    pub image_mean: Vec<f32>,
+    /// Per-channel standard deviation (RGB, 0..1 scale): three numbers.
+    pub image_std: Vec<f32>,
 }
 
 /// The frame size the agent feeds the model (captured frames are scaled to it).
@@ -283,7 +283,10 @@ impl Manifest {
                 t.num_attention_heads, t.num_key_value_heads
             ));
         }
-        if !t.head_dim.is_multiple_of(2) || t.mrope_section.iter().sum::<usize>() * 2 != t.head_dim {
+        if t.mrope_section.len() != 3
+            || !t.head_dim.is_multiple_of(2)
+            || t.mrope_section.iter().sum::<usize>() * 2 != t.head_dim
+        {
             out.push(format!(
                 "text.mrope_section {:?} must sum to head_dim / 2 = {}",
                 t.mrope_section,
@@ -304,6 +307,9 @@ impl Manifest {
         }
         if self.preprocess.min_pixels > self.preprocess.max_pixels {
             out.push("preprocess.min_pixels exceeds max_pixels".to_owned());
+        }
+        if self.preprocess.image_mean.len() != 3 || self.preprocess.image_std.len() != 3 {
+            out.push("preprocess.image_mean and image_std must have three values (RGB)".to_owned());
         }
         if self.preprocess.image_std.iter().any(|&s| s <= 0.0) {
             out.push("preprocess.image_std must be positive".to_owned());
@@ -350,7 +356,7 @@ pub(crate) mod tests {
                 vocab_size: 1000,
                 rms_norm_eps: 1e-6,
                 rope_theta: 1e6,
-                mrope_section: [2, 3, 3],
+                mrope_section: vec![2, 3, 3],
             },
             vision: VisionConfig {
                 depth: 3,
@@ -364,8 +370,8 @@ pub(crate) mod tests {
             preprocess: PreprocessManifest {
                 min_pixels: 3136,
                 max_pixels: 12_845_056,
-                image_mean: [0.481_454_66, 0.457_827_5, 0.408_210_73],
-                image_std: [0.268_629_54, 0.261_302_6, 0.275_777_1],
+                image_mean: vec![0.481_454_66, 0.457_827_5, 0.408_210_73],
+                image_std: vec![0.268_629_54, 0.261_302_6, 0.275_777_1],
             },
             frame: FrameSize {
                 width: 1280,
@@ -410,7 +416,7 @@ pub(crate) mod tests {
     #[test]
     fn inconsistencies_are_all_reported() {
         let mut m = sample();
-        m.text.mrope_section = [2, 3, 4];
+        m.text.mrope_section = vec![2, 3, 4];
         m.vision.out_hidden_size = 64;
         m.partitions = 2;
         m.tokens.action_end = 5000;

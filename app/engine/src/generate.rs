@@ -1,0 +1,234 @@
+//! One generation: prompt in, tokens out, streamed as they are produced.
+//!
+//! Prefill embeds the prompt, replaces the `<|image_pad|>` rows with the vision
+//! encoder's features (in order, one image per encoder call), computes M-RoPE
+//! positions, and runs the decoder once; decoding then feeds one token at a time
+//! at position `cache_len + rope_delta` on all three rows (`../shared/QWEN2VL.md` §5).
+
+use std::time::Instant;
+
+use lumine_vision::{PixelValues, RgbImage};
+
+use crate::chat::{self, Message};
+use crate::error::EngineError;
+use crate::model::{CancelToken, Model};
+use crate::rope::{self, RopePositions};
+use crate::sampler::{self, Sampler, Sampling};
+use crate::tokenizer::StreamDecoder;
+
+/// A tokenised prompt with its preprocessed images.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    /// Token ids, image placeholders expanded.
+    pub input_ids: Vec<u32>,
+    /// Preprocessed images in prompt order.
+    pub images: Vec<PixelValues>,
+    /// Time spent preprocessing the images, milliseconds.
+    pub preprocess_ms: f64,
+}
+
+impl Prompt {
+    /// Each image's `[t, h, w]` grid in patches.
+    pub fn image_grid_thw(&self) -> Vec<[i64; 3]> {
+        self.images.iter().map(|p| p.grid_thw).collect()
+    }
+}
+
+/// Renders `messages` with the chat template, preprocesses `images` (one per image
+/// part, in order) and tokenises the result.
+pub fn build_prompt(
+    model: &mut Model,
+    messages: &[Message],
+    images: &[RgbImage],
+) -> Result<Prompt, EngineError> {
+    let start = Instant::now();
+    let pixels = images
+        .iter()
+        .map(|image| model.preprocess(image.as_ref_image()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let preprocess_ms = start.elapsed().as_secs_f64() * 1e3;
+    let rendered = chat::render(messages);
+    let counts: Vec<usize> = pixels.iter().map(PixelValues::num_image_tokens).collect();
+    let expanded = chat::expand_image_pads(&rendered, &counts).ok_or_else(|| {
+        EngineError::Input(format!(
+            "the messages have a different number of image parts than the {} images given",
+            images.len()
+        ))
+    })?;
+    Ok(Prompt {
+        input_ids: model.tokenizer.encode(&expanded)?,
+        images: pixels,
+        preprocess_ms,
+    })
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Upper bound on new tokens.
+    pub max_new_tokens: usize,
+    /// Greedy or sampled.
+    pub sampling: Sampling,
+    /// Generation stops after producing one of these (it is included in the output).
+    pub stop_tokens: Vec<u32>,
+    /// How many of the first step's largest logits to report.
+    pub top_logits: usize,
+}
+
+impl GenerateOptions {
+    /// Greedy decoding of up to `max_new_tokens`, stopping at `<|action_end|>` or
+    /// `<|im_end|>` as the agent does.
+    pub fn greedy(model: &Model, max_new_tokens: usize) -> Self {
+        Self {
+            max_new_tokens,
+            sampling: Sampling::Greedy,
+            stop_tokens: vec![model.manifest.tokens.action_end, model.manifest.tokens.im_end],
+            top_logits: 0,
+        }
+    }
+}
+
+/// Per-stage wall-clock timings of one generation, milliseconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageTimings {
+    /// Image preprocessing.
+    pub preprocess_ms: f64,
+    /// Vision encoder, all images.
+    pub vision_ms: f64,
+    /// Prompt embedding and the prefill forward pass.
+    pub prefill_ms: f64,
+    /// Each decode step (embedding, forward pass, sampling).
+    pub decode_ms: Vec<f64>,
+}
+
+/// Everything one generation produced.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// The prompt's token ids.
+    pub input_ids: Vec<u32>,
+    /// Image grids `[t, h, w]`.
+    pub image_grid_thw: Vec<[i64; 3]>,
+    /// Prefill M-RoPE positions and rope delta.
+    pub positions: RopePositions,
+    /// The first step's largest logits, (id, logit).
+    pub first_step_top: Vec<(u32, f32)>,
+    /// The new tokens.
+    pub tokens: Vec<u32>,
+    /// The new tokens as text (special tokens included).
+    pub text: String,
+    /// Timings.
+    pub timings: StageTimings,
+}
+
+/// Generates from `prompt`, calling `on_text` with each complete piece of text as
+/// soon as its token is chosen.
+pub fn generate(
+    model: &mut Model,
+    prompt: &Prompt,
+    options: &GenerateOptions,
+    cancel: &CancelToken,
+    on_text: &mut dyn FnMut(u32, &str),
+) -> Result<Generation, EngineError> {
+    let mut timings = StageTimings {
+        preprocess_ms: prompt.preprocess_ms,
+        ..StageTimings::default()
+    };
+    let hidden = model.hidden_size();
+    let image_token = model.manifest.tokens.image_pad;
+
+    // Vision: one encoder call per image (attention never crosses images).
+    let start = Instant::now();
+    let mut features = Vec::with_capacity(prompt.images.len());
+    for image in &prompt.images {
+        features.push(model.encode_image(image, cancel)?);
+    }
+    timings.vision_ms = start.elapsed().as_secs_f64() * 1e3;
+
+    let start = Instant::now();
+    let grids = prompt.image_grid_thw();
+    let merge = i64::from(model.manifest.vision.spatial_merge_size);
+    let positions = rope::rope_positions(&prompt.input_ids, image_token, &grids, merge)?;
+    let mut embeds = model.embed_tokens(&prompt.input_ids)?;
+    scatter_image_features(&mut embeds, &prompt.input_ids, image_token, &features, hidden)?;
+    let mut cache = model.new_cache()?;
+    let logits = model.forward(
+        embeds,
+        [&positions.rows[0], &positions.rows[1], &positions.rows[2]],
+        &mut cache,
+        cancel,
+    )?;
+    let vocab = logits.len() / prompt.input_ids.len().max(1);
+    let mut last = logits[logits.len() - vocab..].to_vec();
+    timings.prefill_ms = start.elapsed().as_secs_f64() * 1e3;
+
+    let first_step_top = sampler::top_k(&last, options.top_logits);
+    let mut sampler = Sampler::new(options.sampling);
+    let mut stream = StreamDecoder::default();
+    let mut tokens = Vec::new();
+    while tokens.len() < options.max_new_tokens {
+        let step_start = Instant::now();
+        let token = sampler.sample(&last);
+        tokens.push(token);
+        let piece = stream.push(&model.tokenizer, token)?;
+        on_text(token, &piece);
+        if options.stop_tokens.contains(&token) || tokens.len() == options.max_new_tokens {
+            timings.decode_ms.push(step_start.elapsed().as_secs_f64() * 1e3);
+            break;
+        }
+        let position = rope::decode_position(cache.len(), positions.rope_delta);
+        let embed = model.embed_tokens(&[token])?;
+        last = model.forward(embed, [&[position], &[position], &[position]], &mut cache, cancel)?;
+        timings.decode_ms.push(step_start.elapsed().as_secs_f64() * 1e3);
+    }
+    // The whole text decoded at once: the stream may still hold back an incomplete character.
+    let text = model.tokenizer.decode(&tokens)?;
+    Ok(Generation {
+        input_ids: prompt.input_ids.clone(),
+        image_grid_thw: grids,
+        positions,
+        first_step_top,
+        tokens,
+        text,
+        timings,
+    })
+}
+
+/// Replaces the embedding rows of image tokens with the images' features, in order.
+fn scatter_image_features(
+    embeds: &mut [f32],
+    ids: &[u32],
+    image_token: u32,
+    features: &[Vec<f32>],
+    hidden: usize,
+) -> Result<(), EngineError> {
+    let mut rows = features.iter().flat_map(|f| f.chunks_exact(hidden));
+    let slots = ids.iter().filter(|&&id| id == image_token).count();
+    let available: usize = features.iter().map(|f| f.len() / hidden).sum();
+    if slots != available {
+        return Err(EngineError::Input(format!(
+            "the prompt has {slots} image tokens but the images gave {available} features"
+        )));
+    }
+    for (i, _) in ids.iter().enumerate().filter(|&(_, &id)| id == image_token) {
+        if let Some(row) = rows.next() {
+            embeds[i * hidden..(i + 1) * hidden].copy_from_slice(row);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_replace_image_rows_in_order() {
+        let ids = [1, 9, 9, 2, 9];
+        let mut embeds = vec![0.0; ids.len() * 2];
+        let features = vec![vec![1.0, 1.5, 2.0, 2.5], vec![3.0, 3.5]];
+        scatter_image_features(&mut embeds, &ids, 9, &features, 2).unwrap();
+        assert_eq!(embeds, vec![0.0, 0.0, 1.0, 1.5, 2.0, 2.5, 0.0, 0.0, 3.0, 3.5]);
+        let err = scatter_image_features(&mut embeds, &ids, 9, &features[..1], 2).unwrap_err();
+        assert!(err.to_string().contains("3 image tokens"), "{err}");
+    }
+}
