@@ -4,6 +4,7 @@
 //! library crate under `app/` (see ARCHITECTURE.md).
 
 mod action_cmd;
+mod bench_cmd;
 mod config_cmd;
 mod doctor_cmd;
 mod generate_cmd;
@@ -28,6 +29,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Measure preprocessing and model throughput (figures for BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
     /// Work with action strings in the model's action language.
     #[command(subcommand)]
     Action(action_cmd::ActionCommand),
@@ -66,6 +70,9 @@ fn main() -> ExitCode {
         Some(Command::Doctor) => config_path(cli.config.as_deref()).and_then(|p| doctor_cmd::run(&p)),
         Some(Command::Generate(args)) => {
             load_config(cli.config.as_deref()).and_then(|c| generate_cmd::run(&args, &c))
+        }
+        Some(Command::Bench(cmd)) => {
+            load_config(cli.config.as_deref()).and_then(|c| bench_cmd::run(&cmd, &c))
         }
         Some(Command::Model(cmd)) => {
             load_config(cli.config.as_deref()).and_then(|c| model_cmd::run(&cmd, &c))

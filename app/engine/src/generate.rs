@@ -180,7 +180,10 @@ pub fn generate(
         last = model.forward(embed, [&[position], &[position], &[position]], &mut cache, cancel)?;
         timings.decode_ms.push(step_start.elapsed().as_secs_f64() * 1e3);
     }
-    // The whole text decoded at once: the stream may still hold back an incomplete character.
+    let rest = stream.finish(&model.tokenizer)?;
+    if let (false, Some(&last)) = (rest.is_empty(), tokens.last()) {
+        on_text(last, &rest);
+    }
     let text = model.tokenizer.decode(&tokens)?;
     Ok(Generation {
         input_ids: prompt.input_ids.clone(),

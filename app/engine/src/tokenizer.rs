@@ -91,4 +91,13 @@ impl StreamDecoder {
         self.emitted = text.len();
         Ok(fresh)
     }
+
+    /// The text still held back at the end of the stream (an incomplete character is
+    /// then emitted as U+FFFD, as a whole decode would).
+    pub fn finish(&mut self, tokenizer: &Tokenizer) -> Result<String, EngineError> {
+        let text = tokenizer.decode(&self.ids)?;
+        let rest = text.get(self.emitted..).unwrap_or_default().to_owned();
+        self.emitted = text.len();
+        Ok(rest)
+    }
 }

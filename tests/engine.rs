@@ -1,0 +1,232 @@
+//! The engine against transformers: `lumine generate` on the committed test models
+//! must reproduce the golden files made by models/export/make_golden.py, and
+//! `lumine model check` must reject broken model directories with usable messages.
+
+use std::path::{Path, PathBuf};
+
+use lumine_tests::{lumine, stderr, stdout};
+use serde_json::Value;
+
+/// Largest allowed difference between our logits and transformers'.
+const LOGIT_TOLERANCE: f64 = 1e-4;
+
+fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn check_case(model: &str, case: &str) {
+    let dir = models_dir().join(model);
+    let golden = read_json(&dir.join(format!("golden/{case}.golden.json")));
+    let new_tokens = golden["greedy_tokens"].as_array().unwrap().len();
+    let config = tempfile::tempdir().unwrap();
+    let out = lumine(&config)
+        .arg("generate")
+        .arg("--model")
+        .arg(&dir)
+        .arg("--messages")
+        .arg(dir.join(format!("golden/{case}.messages.json")))
+        .args(["--greedy", "--json", "--no-stop", "--top-logits", "10"])
+        .args(["--max-new-tokens", &new_tokens.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{model}/{case}: {}", stderr(&out));
+    let ours: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let label = format!("{model}/{case}");
+    assert_eq!(ours["input_ids"], golden["input_ids"], "{label}: input_ids");
+    assert_eq!(ours["image_grid_thw"], golden["image_grid_thw"], "{label}: image_grid_thw");
+    assert_eq!(ours["position_ids"], golden["position_ids"], "{label}: position_ids");
+    assert_eq!(ours["rope_deltas"], golden["rope_deltas"], "{label}: rope_deltas");
+    assert_eq!(ours["token_ids"], golden["greedy_tokens"], "{label}: greedy tokens");
+    let ours_top = ours["top_logits"].as_array().unwrap();
+    let golden_top = golden["first_step_top_logits"].as_array().unwrap();
+    assert_eq!(ours_top.len(), golden_top.len(), "{label}");
+    for (a, b) in ours_top.iter().zip(golden_top) {
+        assert_eq!(a[0], b[0], "{label}: top-logit ids differ: {ours_top:?} vs {golden_top:?}");
+        let diff = (a[1].as_f64().unwrap() - b[1].as_f64().unwrap()).abs();
+        assert!(diff <= LOGIT_TOLERANCE, "{label}: logit of {} differs by {diff}", a[0]);
+    }
+    for stage in ["preprocess", "vision", "prefill"] {
+        assert!(ours["timings_ms"][stage].as_f64().is_some(), "{label}: timing {stage}");
+    }
+}
+
+#[test]
+fn tiny_one_1280x720_frame() {
+    check_case("test-tiny", "a");
+}
+
+#[test]
+fn tiny_two_odd_frames_interleaved_with_text() {
+    check_case("test-tiny", "b");
+}
+
+#[test]
+fn tiny_text_only() {
+    check_case("test-tiny", "c");
+}
+
+#[test]
+fn flat_config_layout_one_frame() {
+    check_case("test-flat", "a");
+}
+
+#[test]
+fn flat_config_layout_two_frames() {
+    check_case("test-flat", "b");
+}
+
+#[test]
+fn flat_config_layout_text_only() {
+    check_case("test-flat", "c");
+}
+
+#[test]
+fn streamed_text_is_the_generated_text() {
+    let dir = models_dir().join("test-tiny");
+    let config = tempfile::tempdir().unwrap();
+    let run = |json: bool| {
+        let mut cmd = lumine(&config);
+        cmd.arg("generate")
+            .arg("--model")
+            .arg(&dir)
+            .arg("--messages")
+            .arg(dir.join("golden/c.messages.json"))
+            .args(["--max-new-tokens", "12", "--no-stop"]);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().unwrap()
+    };
+    let streamed = run(false);
+    assert!(streamed.status.success(), "{}", stderr(&streamed));
+    let report: Value = serde_json::from_str(stdout(&run(true)).trim()).unwrap();
+    assert_eq!(stdout(&streamed).trim_end_matches('\n'), report["text"].as_str().unwrap());
+    assert!(stderr(&streamed).contains("decode"), "{}", stderr(&streamed));
+}
+
+#[test]
+fn sampling_is_seeded() {
+    let dir = models_dir().join("test-tiny");
+    let config = tempfile::tempdir().unwrap();
+    let run = |seed: &str| {
+        let out = lumine(&config)
+            .arg("generate")
+            .arg("--model")
+            .arg(&dir)
+            .arg("--messages")
+            .arg(dir.join("golden/c.messages.json"))
+            .args(["--max-new-tokens", "16", "--no-stop", "--json"])
+            .args(["--temperature", "1.5", "--top-p", "0.95", "--seed", seed])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let report: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+        report["token_ids"].clone()
+    };
+    assert_eq!(run("7"), run("7"));
+    assert_ne!(run("7"), run("8"));
+}
+
+/// A copy of the tiny model in a temporary folder, to break on purpose.
+fn model_copy() -> tempfile::TempDir {
+    let src = models_dir().join("test-tiny");
+    let dst = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dst.path().join(entry.file_name())).unwrap();
+        }
+    }
+    dst
+}
+
+fn model_check(dir: &Path) -> (Option<i32>, String) {
+    let config = tempfile::tempdir().unwrap();
+    let out = lumine(&config)
+        .args(["model", "check"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    (out.status.code(), stdout(&out) + &stderr(&out))
+}
+
+#[test]
+fn model_check_accepts_the_test_models() {
+    for model in ["test-tiny", "test-flat"] {
+        let (code, text) = model_check(&models_dir().join(model));
+        assert_eq!(code, Some(0), "{model}: {text}");
+    }
+}
+
+#[test]
+fn model_check_rejects_a_renamed_graph_input() {
+    let dir = model_copy();
+    let path = dir.path().join("decoder_model_merged.onnx");
+    let bytes = std::fs::read(&path).unwrap();
+    // Same length, so the protobuf stays valid: the graph now wants another name.
+    let (from, to) = (b"past_key_values.1.value", b"past_key_values.1.vague");
+    let renamed = replace_all(&bytes, from, to);
+    assert_ne!(renamed, bytes);
+    std::fs::write(&path, renamed).unwrap();
+    let (code, text) = model_check(dir.path());
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("decoder_model_merged.onnx: input \"past_key_values.1.value\" is missing"),
+        "{text}"
+    );
+}
+
+#[test]
+fn model_check_rejects_a_tokenizer_without_a_special_token() {
+    let dir = model_copy();
+    let path = dir.path().join("tokenizer.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("<|action_end|>", "<|act_finish|>")).unwrap();
+    let (code, text) = model_check(dir.path());
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("the tokenizer lacks the special token <|action_end|>"), "{text}");
+}
+
+#[test]
+fn model_check_rejects_a_truncated_graph() {
+    let dir = model_copy();
+    let path = dir.path().join("vision_encoder.onnx");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, text) = model_check(dir.path());
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("vision_encoder.onnx: ONNX Runtime cannot load it"), "{text}");
+    assert!(text.contains("re-export"), "{text}");
+}
+
+#[test]
+fn generate_reports_a_missing_model_clearly() {
+    let config = tempfile::tempdir().unwrap();
+    let out = lumine(&config)
+        .args(["generate", "--model", "/nonexistent/model", "--messages"])
+        .arg(models_dir().join("test-tiny/golden/c.messages.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("/nonexistent/model/manifest.ron"), "{}", stderr(&out));
+}
+
+fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
+}
