@@ -12,6 +12,11 @@ use std::time::Instant;
 use lumine_action::Key;
 
 pub mod fake;
+pub mod scale;
+#[cfg(windows)]
+pub mod windows;
+#[cfg(target_os = "linux")]
+pub mod x11;
 
 /// A native window identifier (an X11 window id, a Win32 `HWND`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,6 +56,21 @@ pub struct Frame {
     pub captured_at: Instant,
     /// The window as it was when captured.
     pub window: WindowInfo,
+}
+
+impl Frame {
+    /// The frame scaled to `width` x `height` (e.g. the model's 1280x720) with
+    /// [`scale::resize_rgb`]; the window geometry is kept as captured.
+    #[must_use]
+    pub fn resized(&self, width: u32, height: u32) -> Frame {
+        Frame {
+            width,
+            height,
+            rgb: scale::resize_rgb(&self.rgb, self.width, self.height, width, height),
+            captured_at: self.captured_at,
+            window: self.window.clone(),
+        }
+    }
 }
 
 /// Errors from the OS side. Each says what the operator can do about it.
