@@ -5,12 +5,19 @@ use serde_json::{Value, json};
 
 fn check(args: &[&str]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
-    lumine(&dir).args(["action", "check"]).args(args).output().unwrap()
+    lumine(&dir)
+        .args(["action", "check"])
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn check_json_prints_the_documented_object() {
-    let out = check(&["--json", "92 0 0 ; Shift W ; Shift W ; Shift W ; F W ; F W ; F"]);
+    let out = check(&[
+        "--json",
+        "92 0 0 ; Shift W ; Shift W ; Shift W ; F W ; F W ; F",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let value: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(
@@ -57,7 +64,10 @@ fn every_malformed_case_exits_2_with_an_offset() {
         ("0 0 0 ; ; ; ; ; ; ; W", "extra group"),
         ("1000 0 0 ; ; ; ; ; ;", "out of range"),
         ("0 0 6 ; ; ; ; ; ;", "out of range"),
-        ("<|action_start|>0 0 0 ; ; ; ; ; ;<|action_end|> more", "trailing text"),
+        (
+            "<|action_start|>0 0 0 ; ; ; ; ; ;<|action_end|> more",
+            "trailing text",
+        ),
         ("<|thought_start|>go left", "unterminated thought"),
     ];
     for (input, what) in cases {
@@ -65,7 +75,10 @@ fn every_malformed_case_exits_2_with_an_offset() {
         assert_eq!(out.status.code(), Some(2), "{input}: {}", stdout(&out));
         let value: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
         let offset = value["error"]["offset"].as_u64();
-        assert!(offset.is_some_and(|o| o as usize <= input.len()), "{input}: {value}");
+        assert!(
+            offset.is_some_and(|o| o as usize <= input.len()),
+            "{input}: {value}"
+        );
         let message = value["error"]["message"].as_str().unwrap().to_lowercase();
         assert!(!message.is_empty(), "{input}");
         let _ = what; // the exact wording is the action crate's; see its unit tests
@@ -88,15 +101,26 @@ fn custom_key_vocabulary_is_used() {
     let keys = dir.path().join("keys.ron");
     std::fs::write(&keys, lumine_action_default_keys_with_jump()).unwrap();
     let out = check(&["--keys", keys.to_str().unwrap(), "0 0 0 ; Jump ; ; ; ; ;"]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let out = check(&["0 0 0 ; Jump ; ; ; ; ;"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
 /// The default table with `Space` renamed `Jump`.
 fn lumine_action_default_keys_with_jump() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../app/action/data/default_keys.ron");
-    std::fs::read_to_string(path).unwrap().replace("\"Space\"", "\"Jump\"")
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../app/action/data/default_keys.ron"
+    );
+    std::fs::read_to_string(path)
+        .unwrap()
+        .replace("\"Space\"", "\"Jump\"")
 }
 
 #[test]
@@ -116,7 +140,11 @@ fn config_is_created_on_first_use_and_checked() {
     let out = lumine(&dir).args(["config", "show"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let path = dir.path().join("config.ron");
-    assert!(std::fs::read_to_string(&path).unwrap().contains("history_frames: 10"));
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("history_frames: 10")
+    );
 
     std::fs::write(&path, "(\n  locale: \"en\",\n  colour: 3,\n)\n").unwrap();
     let out = lumine(&dir).args(["config", "check"]).output().unwrap();
@@ -129,10 +157,17 @@ fn config_is_created_on_first_use_and_checked() {
 #[test]
 fn doctor_reports_the_onnxruntime_library() {
     let dir = tempfile::tempdir().unwrap();
-    let out = lumine(&dir).arg("doctor").env_remove("ORT_DYLIB_PATH").output().unwrap();
+    let out = lumine(&dir)
+        .arg("doctor")
+        .env_remove("ORT_DYLIB_PATH")
+        .output()
+        .unwrap();
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
-    let line = text.lines().find(|l| l.starts_with("onnxruntime:")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("onnxruntime:"))
+        .unwrap();
     assert!(line.contains("libonnxruntime.so"), "{line}");
     assert!(line.contains("version 1.31.1"), "{line}");
     assert!(text.contains("providers:         CPU"), "{text}");
@@ -145,13 +180,19 @@ fn doctor_names_a_broken_library_and_the_expected_version() {
     std::fs::write(&fake, b"not a shared library").unwrap();
     std::fs::write(
         dir.path().join("config.ron"),
-        format!("(onnxruntime_library: Some({:?}))", fake.display().to_string()),
+        format!(
+            "(onnxruntime_library: Some({:?}))",
+            fake.display().to_string()
+        ),
     )
     .unwrap();
     let out = lumine(&dir).arg("doctor").output().unwrap();
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    let line = text.lines().find(|l| l.starts_with("onnxruntime:")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("onnxruntime:"))
+        .unwrap();
     assert!(line.contains(&fake.display().to_string()), "{line}");
     assert!(line.contains("expected version 1.31.1"), "{line}");
 }

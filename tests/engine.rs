@@ -38,20 +38,42 @@ fn check_case(model: &str, case: &str) {
     let ours: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     let label = format!("{model}/{case}");
     assert_eq!(ours["input_ids"], golden["input_ids"], "{label}: input_ids");
-    assert_eq!(ours["image_grid_thw"], golden["image_grid_thw"], "{label}: image_grid_thw");
-    assert_eq!(ours["position_ids"], golden["position_ids"], "{label}: position_ids");
-    assert_eq!(ours["rope_deltas"], golden["rope_deltas"], "{label}: rope_deltas");
-    assert_eq!(ours["token_ids"], golden["greedy_tokens"], "{label}: greedy tokens");
+    assert_eq!(
+        ours["image_grid_thw"], golden["image_grid_thw"],
+        "{label}: image_grid_thw"
+    );
+    assert_eq!(
+        ours["position_ids"], golden["position_ids"],
+        "{label}: position_ids"
+    );
+    assert_eq!(
+        ours["rope_deltas"], golden["rope_deltas"],
+        "{label}: rope_deltas"
+    );
+    assert_eq!(
+        ours["token_ids"], golden["greedy_tokens"],
+        "{label}: greedy tokens"
+    );
     let ours_top = ours["top_logits"].as_array().unwrap();
     let golden_top = golden["first_step_top_logits"].as_array().unwrap();
     assert_eq!(ours_top.len(), golden_top.len(), "{label}");
     for (a, b) in ours_top.iter().zip(golden_top) {
-        assert_eq!(a[0], b[0], "{label}: top-logit ids differ: {ours_top:?} vs {golden_top:?}");
+        assert_eq!(
+            a[0], b[0],
+            "{label}: top-logit ids differ: {ours_top:?} vs {golden_top:?}"
+        );
         let diff = (a[1].as_f64().unwrap() - b[1].as_f64().unwrap()).abs();
-        assert!(diff <= LOGIT_TOLERANCE, "{label}: logit of {} differs by {diff}", a[0]);
+        assert!(
+            diff <= LOGIT_TOLERANCE,
+            "{label}: logit of {} differs by {diff}",
+            a[0]
+        );
     }
     for stage in ["preprocess", "vision", "prefill"] {
-        assert!(ours["timings_ms"][stage].as_f64().is_some(), "{label}: timing {stage}");
+        assert!(
+            ours["timings_ms"][stage].as_f64().is_some(),
+            "{label}: timing {stage}"
+        );
     }
 }
 
@@ -105,8 +127,15 @@ fn streamed_text_is_the_generated_text() {
     let streamed = run(false);
     assert!(streamed.status.success(), "{}", stderr(&streamed));
     let report: Value = serde_json::from_str(stdout(&run(true)).trim()).unwrap();
-    assert_eq!(stdout(&streamed).trim_end_matches('\n'), report["text"].as_str().unwrap());
-    assert!(stderr(&streamed).contains("decode"), "{}", stderr(&streamed));
+    assert_eq!(
+        stdout(&streamed).trim_end_matches('\n'),
+        report["text"].as_str().unwrap()
+    );
+    assert!(
+        stderr(&streamed).contains("decode"),
+        "{}",
+        stderr(&streamed)
+    );
 }
 
 #[test]
@@ -189,7 +218,10 @@ fn model_check_rejects_a_tokenizer_without_a_special_token() {
     std::fs::write(&path, text.replace("<|action_end|>", "<|act_finish|>")).unwrap();
     let (code, text) = model_check(dir.path());
     assert_eq!(code, Some(2), "{text}");
-    assert!(text.contains("the tokenizer lacks the special token <|action_end|>"), "{text}");
+    assert!(
+        text.contains("the tokenizer lacks the special token <|action_end|>"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -200,7 +232,10 @@ fn model_check_rejects_a_truncated_graph() {
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let (code, text) = model_check(dir.path());
     assert_eq!(code, Some(2), "{text}");
-    assert!(text.contains("vision_encoder.onnx: ONNX Runtime cannot load it"), "{text}");
+    assert!(
+        text.contains("vision_encoder.onnx: ONNX Runtime cannot load it"),
+        "{text}"
+    );
     assert!(text.contains("re-export"), "{text}");
 }
 
@@ -213,7 +248,11 @@ fn generate_reports_a_missing_model_clearly() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("/nonexistent/model/manifest.ron"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/model/manifest.ron"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {

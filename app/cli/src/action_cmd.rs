@@ -51,7 +51,11 @@ struct ErrorBody {
 
 /// Runs an action subcommand.
 pub fn run(cmd: &ActionCommand) -> anyhow::Result<ExitCode> {
-    let ActionCommand::Check { json, keys, strings } = cmd;
+    let ActionCommand::Check {
+        json,
+        keys,
+        strings,
+    } = cmd;
     let vocab = match keys {
         Some(path) => {
             let text = std::fs::read_to_string(path)

@@ -76,7 +76,11 @@ pub fn synthetic_frame(width: u32, height: u32, seed: u32) -> RgbImage {
     let mut data = Vec::with_capacity(width as usize * height as usize * 3);
     for y in 0..height {
         for x in 0..width {
-            let checker = if ((x / 37) + (y / 23) + seed) % 2 == 0 { 60 } else { 0 };
+            let checker = if ((x / 37) + (y / 23) + seed).is_multiple_of(2) {
+                60
+            } else {
+                0
+            };
             data.push(((x * 255 / width.max(1)) as u8).wrapping_add(checker));
             data.push(((y * 255 / height.max(1)) as u8).wrapping_add(seed as u8 * 40));
             data.push((((x ^ y) & 0xff) as u8).wrapping_add(checker));

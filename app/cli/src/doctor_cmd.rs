@@ -22,7 +22,9 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let configured = config.as_ref().and_then(|c| c.onnxruntime_library.as_deref());
+    let configured = config
+        .as_ref()
+        .and_then(|c| c.onnxruntime_library.as_deref());
     match ort_library::load(configured) {
         Ok(runtime) => {
             println!(
@@ -56,18 +58,26 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             "provider chosen:   {} (devices {:?}, cpu fallback {})",
             config.execution_provider,
             config.devices,
-            if config.allow_cpu_fallback { "allowed" } else { "off" }
+            if config.allow_cpu_fallback {
+                "allowed"
+            } else {
+                "off"
+            }
         );
     }
 
     let display = std::env::var("DISPLAY").ok().filter(|d| !d.is_empty());
-    let wayland = std::env::var("WAYLAND_DISPLAY").ok().filter(|d| !d.is_empty());
+    let wayland = std::env::var("WAYLAND_DISPLAY")
+        .ok()
+        .filter(|d| !d.is_empty());
     println!(
         "display:           {}",
         match (display, wayland) {
             (Some(x), _) => format!("X11 {x}"),
-            (None, Some(w)) => format!("Wayland {w} (no X11 DISPLAY: capture and injection need X11)"),
-            (None, None) => "none (no DISPLAY): the console, capture and injection need one".to_owned(),
+            (None, Some(w)) =>
+                format!("Wayland {w} (no X11 DISPLAY: capture and injection need X11)"),
+            (None, None) =>
+                "none (no DISPLAY): the console, capture and injection need one".to_owned(),
         }
     );
     Ok(if healthy {

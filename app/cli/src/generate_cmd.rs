@@ -151,13 +151,14 @@ pub fn run(args: &GenerateArgs, config: &lumine_config::Config) -> anyhow::Resul
     let cancel = CancelToken::default();
     let mut stdout = std::io::stdout().lock();
     let json = args.json;
-    let generation = generate::generate(&mut model, &prompt, &options, &cancel, &mut |_, piece| {
-        if !json {
-            // Streaming to a closed pipe is not worth failing the generation for.
-            let _ = write!(stdout, "{piece}");
-            let _ = stdout.flush();
-        }
-    })?;
+    let generation =
+        generate::generate(&mut model, &prompt, &options, &cancel, &mut |_, piece| {
+            if !json {
+                // Streaming to a closed pipe is not worth failing the generation for.
+                let _ = write!(stdout, "{piece}");
+                let _ = stdout.flush();
+            }
+        })?;
     let t = &generation.timings;
     if json {
         let report = Report {

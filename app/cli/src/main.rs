@@ -67,7 +67,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Action(cmd)) => action_cmd::run(&cmd),
         Some(Command::Config(cmd)) => config_cmd::run(&cmd, cli.config.as_deref()),
-        Some(Command::Doctor) => config_path(cli.config.as_deref()).and_then(|p| doctor_cmd::run(&p)),
+        Some(Command::Doctor) => {
+            config_path(cli.config.as_deref()).and_then(|p| doctor_cmd::run(&p))
+        }
         Some(Command::Generate(args)) => {
             load_config(cli.config.as_deref()).and_then(|c| generate_cmd::run(&args, &c))
         }
@@ -80,7 +82,10 @@ fn main() -> ExitCode {
         None => {
             use clap::CommandFactory as _;
             // No console yet on this build: show what the command can do.
-            Cli::command().print_help().map(|()| ExitCode::SUCCESS).map_err(Into::into)
+            Cli::command()
+                .print_help()
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(Into::into)
         }
     };
     match result {

@@ -170,7 +170,11 @@ impl Config {
                 "a GPU execution provider needs at least one device id".to_owned(),
             ));
         }
-        if let Some(bad) = self.deny_list.iter().find(|c| c.split('+').any(str::is_empty)) {
+        if let Some(bad) = self
+            .deny_list
+            .iter()
+            .find(|c| c.split('+').any(str::is_empty))
+        {
             return Err(invalid(
                 "deny_list",
                 format!("{bad:?} is not a key combination like \"Alt+F4\""),
@@ -202,8 +206,8 @@ pub fn default_path() -> Result<PathBuf, ConfigError> {
     if let Some(path) = std::env::var_os(CONFIG_ENV) {
         return Ok(PathBuf::from(path));
     }
-    let dirs = directories::ProjectDirs::from("", "", "lumine-console")
-        .ok_or(ConfigError::NoConfigDir)?;
+    let dirs =
+        directories::ProjectDirs::from("", "", "lumine-console").ok_or(ConfigError::NoConfigDir)?;
     Ok(dirs.config_dir().join("config.ron"))
 }
 
@@ -261,7 +265,10 @@ mod tests {
 
     #[test]
     fn serialised_default_round_trips() {
-        assert_eq!(parse(&Config::default().to_ron()).unwrap(), Config::default());
+        assert_eq!(
+            parse(&Config::default().to_ron()).unwrap(),
+            Config::default()
+        );
     }
 
     #[test]
