@@ -12,6 +12,7 @@ use std::time::Instant;
 use lumine_action::Key;
 
 pub mod fake;
+pub mod motion;
 pub mod scale;
 #[cfg(windows)]
 pub mod windows;
