@@ -9,6 +9,10 @@ mod config_cmd;
 mod doctor_cmd;
 mod generate_cmd;
 mod model_cmd;
+mod record_cmd;
+mod replay_cmd;
+mod run_cmd;
+mod windows_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +51,14 @@ enum Command {
     /// Inspect model directories.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
+    /// Record a human demonstration of a window as action strings.
+    Record(record_cmd::RecordArgs),
+    /// Play a recorded trajectory's actions into a window.
+    Replay(replay_cmd::ReplayArgs),
+    /// Run the agent headless on a window: a model, a script or a replay.
+    Run(run_cmd::RunArgs),
+    /// List the windows the agent could play.
+    Windows(windows_cmd::WindowsArgs),
 }
 
 /// The configuration file: `--config`, else `$LUMINE_CONFIG`, else the platform default.
@@ -79,6 +91,16 @@ fn main() -> ExitCode {
         Some(Command::Model(cmd)) => {
             load_config(cli.config.as_deref()).and_then(|c| model_cmd::run(&cmd, &c))
         }
+        Some(Command::Record(args)) => {
+            load_config(cli.config.as_deref()).and_then(|c| record_cmd::run(&args, &c))
+        }
+        Some(Command::Replay(args)) => {
+            load_config(cli.config.as_deref()).and_then(|c| replay_cmd::run(&args, &c))
+        }
+        Some(Command::Run(args)) => {
+            load_config(cli.config.as_deref()).and_then(|c| run_cmd::run(&args, &c))
+        }
+        Some(Command::Windows(args)) => windows_cmd::run(&args),
         None => {
             use clap::CommandFactory as _;
             // No console yet on this build: show what the command can do.

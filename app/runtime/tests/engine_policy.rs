@@ -1,0 +1,104 @@
+//! The ONNX Runtime policy with the committed tiny test model: the context's
+//! messages tokenise exactly like transformers' chat template (golden), and
+//! a turn that does not parse is rejected without anything being played.
+#![cfg(feature = "engine")]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lumine_context::{Context, ContextConfig, frame_tokens};
+use lumine_engine::Model;
+use lumine_engine::generate::build_prompt;
+use lumine_engine::provider::ProviderOptions;
+use lumine_runtime::frames::load_rgb;
+use lumine_runtime::policy::{EnginePolicy, EnginePolicyOptions, SharedFrame, to_engine_messages};
+use lumine_runtime::{
+    DirFrames, DryRunSink, EventKind, FrameInput, RunState, Runtime, RuntimeConfig, RuntimeParts,
+    StopReason,
+};
+
+fn model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/test-tiny")
+}
+
+fn model() -> Model {
+    Model::load(&model_dir(), &ProviderOptions::default(), None).expect("the tiny test model loads")
+}
+
+fn golden(name: &str) -> serde_json::Value {
+    let path = model_dir().join("golden").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn context_messages_tokenise_like_the_golden_prompt() {
+    let mut model = model();
+    let messages = golden("b.messages.json");
+    let frame = |name: &str| -> SharedFrame {
+        Arc::new(load_rgb(&model_dir().join("golden").join(name)).unwrap())
+    };
+    let mut ctx = Context::new(ContextConfig {
+        system_prompt: messages[0]["content"].as_str().unwrap().to_owned(),
+        history_frames: 10,
+        token_budget: None,
+        frame_tokens: frame_tokens(1280, 720),
+    });
+    ctx.set_instruction(Some("Follow the road to the next village. ".to_owned()));
+    ctx.push_frame(0, frame("frame_b1.png"), None);
+    ctx.record_answer(0, None, messages[2]["content"].as_str().unwrap().to_owned())
+        .unwrap();
+    ctx.push_frame(
+        1,
+        frame("frame_b2.png"),
+        Some("前方有敌人，先躲到石头后面。".to_owned()),
+    );
+    let (engine_messages, images) = to_engine_messages(&ctx.messages());
+    let prompt = build_prompt(&mut model, &engine_messages, &images).unwrap();
+    let want: Vec<u32> = golden("b.golden.json")["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| u32::try_from(v.as_u64().unwrap()).unwrap())
+        .collect();
+    assert_eq!(prompt.input_ids, want);
+}
+
+#[test]
+fn an_unparsable_model_turn_is_rejected_and_nothing_is_played() {
+    let model = model();
+    let mut config = RuntimeConfig::new(model.keys.clone());
+    config
+        .system_prompt
+        .clone_from(&model.manifest.prompts.instruction);
+    config.instruction = Some("Walk to the door.".to_owned());
+    // Small frames keep the CPU run short; two frames of history.
+    config.frame_size = Some((112, 56));
+    config.history_frames = 2;
+    config.lockstep = true;
+    let frames = DirFrames::open(&model_dir().join("golden")).unwrap();
+    let runtime = Runtime::start(
+        RuntimeParts {
+            frames: FrameInput::Directory(frames),
+            sink: Box::new(DryRunSink::new()),
+            focus: None,
+            monitor: None,
+            policy: Box::new(EnginePolicy::new(model, EnginePolicyOptions::default())),
+            record: None,
+        },
+        config,
+    )
+    .unwrap();
+    let events = runtime.events().clone();
+    let summary = runtime.wait();
+    let events: Vec<_> = events.try_iter().collect();
+    assert_eq!(summary.state, RunState::Stopped(StopReason::Finished));
+    // The random model writes gibberish: every turn fails to parse.
+    assert_eq!(summary.rejected, 3, "{summary:?}");
+    assert_eq!(summary.executor.chunks_played, 0);
+    assert_eq!(summary.executor.deadline_misses, 0);
+    let rejected = events
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::TurnRejected { error, .. } if error.contains("invalid turn")))
+        .count();
+    assert_eq!(rejected, 3);
+}

@@ -1,0 +1,283 @@
+//! Shared by the runtime's end-to-end tests (`#[path]`-included): a private X
+//! server, probe windows that log what they receive, the `lumine` binary,
+//! and what the X server says is held.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lumine_platform::WindowId;
+use lumine_platform::x11::xvfb::Xvfb;
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::ConnectionExt as _;
+
+pub const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A fresh Xvfb with auto-repeat off (keys held through XTest would repeat).
+pub fn xvfb(width: u32, height: u32) -> Xvfb {
+    let x = Xvfb::start(width, height).expect("Xvfb must be installed (scripts/setup) and start");
+    x.set_auto_repeat(false).expect("auto-repeat off");
+    x
+}
+
+/// `lumine-xprobe`, built next to `lumine`.
+pub fn xprobe_bin() -> PathBuf {
+    let bin = lumine_tests::lumine_bin().with_file_name("lumine-xprobe");
+    assert!(
+        bin.exists(),
+        "{} not found: build it with `cargo build -p lumine-platform --bins`",
+        bin.display()
+    );
+    bin
+}
+
+/// A probe window and what it logged: (CLOCK_MONOTONIC µs, event).
+pub struct Probe {
+    child: Child,
+    pub id: WindowId,
+    lines: Arc<Mutex<Vec<(i64, String)>>>,
+}
+
+impl Probe {
+    pub fn start(display: &str, title: &str, width: u16, height: u16) -> Probe {
+        let mut child = Command::new(xprobe_bin())
+            .args(["--display", display, "--title", title])
+            .args([
+                "--width",
+                &width.to_string(),
+                "--height",
+                &height.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run lumine-xprobe");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let sink = Arc::clone(&lines);
+        std::thread::Builder::new()
+            .name(format!("probe-{title}"))
+            .spawn(move || {
+                for line in BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    let (t, event) = line.split_once(' ').unwrap_or(("0", &line));
+                    let t = t.parse().unwrap_or(0);
+                    sink.lock().unwrap().push((t, event.to_owned()));
+                }
+            })
+            .unwrap();
+        let mut probe = Probe {
+            child,
+            id: WindowId(0),
+            lines,
+        };
+        let ready = probe.wait_for(0, |l| l.starts_with("ready "));
+        let hex = ready.trim_start_matches("ready 0x");
+        let hex = hex.split_whitespace().next().unwrap();
+        probe.id = WindowId(u64::from_str_radix(hex, 16).unwrap());
+        probe
+    }
+
+    pub fn mark(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    pub fn since(&self, mark: usize) -> Vec<(i64, String)> {
+        self.lines.lock().unwrap()[mark..].to_vec()
+    }
+
+    /// Key and button lines since `mark` (`press W`, `button 1 press`), timed.
+    pub fn inputs_since(&self, mark: usize) -> Vec<(i64, String)> {
+        self.since(mark)
+            .into_iter()
+            .filter(|(_, l)| {
+                l.starts_with("press ") || l.starts_with("release ") || l.starts_with("button ")
+            })
+            .collect()
+    }
+
+    /// Sum of raw motion since `mark`.
+    pub fn raw_motion_since(&self, mark: usize) -> (i64, i64) {
+        self.since(mark)
+            .iter()
+            .filter_map(|(_, l)| l.strip_prefix("raw "))
+            .map(|xy| {
+                let mut it = xy.split_whitespace().map(|v| v.parse::<i64>().unwrap());
+                (it.next().unwrap(), it.next().unwrap())
+            })
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    }
+
+    /// Waits for a line after `mark` matching `pred`.
+    pub fn wait_for(&self, mark: usize, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some((_, l)) = self.since(mark).into_iter().find(|(_, l)| pred(l)) {
+                return l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "probe never logged the expected line; it logged {:?}",
+                self.since(mark)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Gives `id` the keyboard focus (no window manager: `SetInputFocus`).
+pub fn focus(display: &str, id: WindowId) {
+    lumine_platform::x11::focus_window(Some(display), id).expect("focus the window");
+}
+
+/// Keycodes and pointer buttons the X server holds down now.
+pub fn server_held(display: &str) -> (Vec<u8>, Vec<u8>) {
+    let (conn, screen) = x11rb::connect(Some(display)).unwrap();
+    let root = conn.setup().roots[screen].root;
+    let keys = conn.query_keymap().unwrap().reply().unwrap().keys;
+    let codes = (0..=255u8)
+        .filter(|&c| keys[usize::from(c) / 8] & (1 << (c % 8)) != 0)
+        .collect();
+    let mask = u16::from(conn.query_pointer(root).unwrap().reply().unwrap().mask);
+    let buttons = (1..=5u8).filter(|b| mask & (1 << (7 + b)) != 0).collect();
+    (codes, buttons)
+}
+
+/// Asserts the X server holds no key and no button (allowing the executor the
+/// couple of milliseconds it may take after the state change was reported).
+pub fn assert_nothing_held(display: &str) {
+    let deadline = Instant::now() + Duration::from_millis(200);
+    loop {
+        let (keys, buttons) = server_held(display);
+        if keys.is_empty() && buttons.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the X server still holds keycodes {keys:?} and buttons {buttons:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A `lumine` process on `display` with its own configuration file; stdout
+/// and stderr collected.
+pub struct Lumine {
+    pub child: Child,
+    out: Arc<Mutex<String>>,
+    err: Arc<Mutex<String>>,
+}
+
+impl Lumine {
+    pub fn spawn(display: &str, config_dir: &Path, args: &[&str]) -> Lumine {
+        let mut child = Command::new(lumine_tests::lumine_bin())
+            .args(args)
+            .env("DISPLAY", display)
+            .env("LUMINE_CONFIG", config_dir.join("config.ron"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run lumine");
+        let collect = |mut pipe: Box<dyn Read + Send>, name: &str| {
+            let text = Arc::new(Mutex::new(String::new()));
+            let sink = Arc::clone(&text);
+            std::thread::Builder::new()
+                .name(name.to_owned())
+                .spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = pipe.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        sink.lock()
+                            .unwrap()
+                            .push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                })
+                .unwrap();
+            text
+        };
+        let out = collect(Box::new(child.stdout.take().unwrap()), "lumine-stdout");
+        let err = collect(Box::new(child.stderr.take().unwrap()), "lumine-stderr");
+        Lumine { child, out, err }
+    }
+
+    pub fn stdout(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.err.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr contains `needle`.
+    pub fn wait_stderr(&self, needle: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !self.stderr().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "lumine never printed {needle:?}; stderr: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal (`TERM`, `INT`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the exit status (panics after the timeout).
+    pub fn wait(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + TIMEOUT * 2;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the pipe readers finish.
+                std::thread::sleep(Duration::from_millis(50));
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lumine did not exit; stderr: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Lumine {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// p50, p99 and max of the chunk boundary error the run printed, µs.
+pub fn boundary_stats(stderr: &str) -> Option<(i64, i64, i64)> {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("chunk boundary error"))?;
+    let grab = |key: &str| -> Option<i64> {
+        let rest = &line[line.find(key)? + key.len()..];
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    Some((grab("p50")?, grab("p99")?, grab("max")?))
+}
