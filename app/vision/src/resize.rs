@@ -382,37 +382,52 @@ pub(crate) fn horizontal_pass(
     debug_assert_eq!(dst.len(), rows * row_out);
     // Runs of consecutive windows are vectorised; strong downscales, where
     // every window starts a new run, take the per-pixel path.
-    let use_runs = w.runs.len() * MIN_MEAN_RUN <= w.n_out;
-    for (row, out) in src.chunks_exact(row_in).zip(dst.chunks_exact_mut(row_out)) {
-        if use_runs {
-            horizontal_row_runs(row, w, out);
-        } else {
+    if w.runs.len() * MIN_MEAN_RUN > w.n_out {
+        for (row, out) in src.chunks_exact(row_in).zip(dst.chunks_exact_mut(row_out)) {
             horizontal_row_pixels(row, w, out);
         }
+        return;
+    }
+    // Two rows at a time: they share every weight load.
+    let mut pairs_in = src.chunks_exact(2 * row_in);
+    let mut pairs_out = dst.chunks_exact_mut(2 * row_out);
+    for (src2, dst2) in (&mut pairs_in).zip(&mut pairs_out) {
+        let (a, b) = src2.split_at(row_in);
+        let (oa, ob) = dst2.split_at_mut(row_out);
+        horizontal_rows_runs([a, b], w, [oa, ob]);
+    }
+    let (last_in, last_out) = (pairs_in.remainder(), pairs_out.into_remainder());
+    if !last_in.is_empty() {
+        horizontal_rows_runs([last_in], w, [last_out]);
     }
 }
 
-/// Width pass over one row, run by run. Inside a run of consecutive windows
+/// Width pass over `R` rows, run by run. Inside a run of consecutive windows
 /// (`start[x] = s0 + x − x0`), tap `j` of every output element `e` reads
 /// `row[3·(s0 + j) + e]`: a contiguous slice, multiplied element-wise by the
 /// per-element weights `w3[j]`. That is the same shape as the height pass and
 /// vectorises the same way.
-fn horizontal_row_runs(row: &[u8], w: &AxisWeights, out: &mut [u8]) {
+fn horizontal_rows_runs<const R: usize>(
+    rows: [&[u8]; R],
+    w: &AxisWeights,
+    mut outs: [&mut [u8]; R],
+) {
     let p = w.precision;
     let bias = rounding_bias(p);
-    let row_out = out.len();
+    let row_out = w.n_out * 3;
     for run in &w.runs {
         let (e0, e1) = (3 * run.x0, 3 * run.x1);
-        let out = &mut out[e0..e1];
-        let n = out.len();
-        let src = &row[3 * run.s0..];
+        let n = e1 - e0;
+        let srcs = rows.map(|row| &row[3 * run.s0..]);
         let w3 = |j: usize| &w.w3[j * row_out + e0..j * row_out + e1];
         if n < LANES {
-            for (e, o) in out.iter_mut().enumerate() {
-                let acc = (0..w.k).fold(bias, |acc, j| {
-                    acc + i32::from(src[3 * j + e]) * i32::from(w3(j)[e])
-                });
-                *o = finish(acc, p);
+            for (src, out) in srcs.iter().zip(outs.iter_mut()) {
+                for (e, o) in out[e0..e1].iter_mut().enumerate() {
+                    let acc = (0..w.k).fold(bias, |acc, j| {
+                        acc + i32::from(src[3 * j + e]) * i32::from(w3(j)[e])
+                    });
+                    *o = finish(acc, p);
+                }
             }
             continue;
         }
@@ -420,11 +435,16 @@ fn horizontal_row_runs(row: &[u8], w: &AxisWeights, out: &mut [u8]) {
         let mut c0 = 0;
         while c0 < n {
             let c = c0.min(n - LANES);
-            let mut acc = [bias; LANES];
+            let mut acc = [[bias; LANES]; R];
             for j in 0..w.k {
-                mac(&mut acc, lanes_at(src, 3 * j + c), lanes_at(w3(j), c));
+                let wj = lanes_at(w3(j), c);
+                for (acc, src) in acc.iter_mut().zip(&srcs) {
+                    mac(acc, lanes_at(src, 3 * j + c), wj);
+                }
             }
-            store(&mut out[c..c + LANES], &acc, p);
+            for (acc, out) in acc.iter().zip(outs.iter_mut()) {
+                store(&mut out[e0 + c..e0 + c + LANES], acc, p);
+            }
             c0 = c + LANES;
         }
     }
