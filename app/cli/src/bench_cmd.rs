@@ -21,6 +21,8 @@ pub enum BenchCommand {
     Preprocess(PreprocessArgs),
     /// Prefill and decode throughput of a model.
     Tokens(TokensArgs),
+    /// Real-time decoding: KV reuse, speculative decoding, chunk latency, on synthetic frames.
+    Decode(crate::bench_decode::BenchDecodeArgs),
 }
 
 /// Arguments of `lumine bench preprocess`.
@@ -122,6 +124,7 @@ pub fn run(cmd: &BenchCommand, config: &lumine_config::Config) -> anyhow::Result
     match cmd {
         BenchCommand::Preprocess(args) => preprocess(args),
         BenchCommand::Tokens(args) => tokens(args, config),
+        BenchCommand::Decode(args) => crate::bench_decode::run(args, config),
     }
 }
 

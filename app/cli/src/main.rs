@@ -5,6 +5,7 @@
 
 mod action_cmd;
 mod bench_cmd;
+mod bench_decode;
 mod config_cmd;
 mod doctor_cmd;
 mod generate_cmd;

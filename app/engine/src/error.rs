@@ -39,6 +39,10 @@ pub enum EngineError {
     /// M-RoPE positions could not be computed.
     #[error(transparent)]
     Rope(#[from] crate::rope::RopeError),
+    /// Constrained decoding could not finish a turn (a token budget too small for
+    /// the grammar, or a vocabulary that cannot spell what the grammar requires).
+    #[error("decoding: {0}")]
+    Decode(String),
     /// The run was cancelled from another thread.
     #[error("cancelled")]
     Cancelled,

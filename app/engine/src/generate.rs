@@ -82,7 +82,10 @@ impl GenerateOptions {
         Self {
             max_new_tokens,
             sampling: Sampling::Greedy,
-            stop_tokens: vec![model.manifest.tokens.action_end, model.manifest.tokens.im_end],
+            stop_tokens: vec![
+                model.manifest.tokens.action_end,
+                model.manifest.tokens.im_end,
+            ],
             top_logits: 0,
         }
     }
@@ -149,7 +152,13 @@ pub fn generate(
     let merge = i64::from(model.manifest.vision.spatial_merge_size);
     let positions = rope::rope_positions(&prompt.input_ids, image_token, &grids, merge)?;
     let mut embeds = model.embed_tokens(&prompt.input_ids)?;
-    scatter_image_features(&mut embeds, &prompt.input_ids, image_token, &features, hidden)?;
+    scatter_image_features(
+        &mut embeds,
+        &prompt.input_ids,
+        image_token,
+        &features,
+        hidden,
+    )?;
     let mut cache = model.new_cache()?;
     let logits = model.forward(
         embeds,
@@ -172,13 +181,22 @@ pub fn generate(
         let piece = stream.push(&model.tokenizer, token)?;
         on_text(token, &piece);
         if options.stop_tokens.contains(&token) || tokens.len() == options.max_new_tokens {
-            timings.decode_ms.push(step_start.elapsed().as_secs_f64() * 1e3);
+            timings
+                .decode_ms
+                .push(step_start.elapsed().as_secs_f64() * 1e3);
             break;
         }
         let position = rope::decode_position(cache.len(), positions.rope_delta);
         let embed = model.embed_tokens(&[token])?;
-        last = model.forward(embed, [&[position], &[position], &[position]], &mut cache, cancel)?;
-        timings.decode_ms.push(step_start.elapsed().as_secs_f64() * 1e3);
+        last = model.forward(
+            embed,
+            [&[position], &[position], &[position]],
+            &mut cache,
+            cancel,
+        )?;
+        timings
+            .decode_ms
+            .push(step_start.elapsed().as_secs_f64() * 1e3);
     }
     let rest = stream.finish(&model.tokenizer)?;
     if let (false, Some(&last)) = (rest.is_empty(), tokens.last()) {
@@ -230,7 +248,10 @@ mod tests {
         let mut embeds = vec![0.0; ids.len() * 2];
         let features = vec![vec![1.0, 1.5, 2.0, 2.5], vec![3.0, 3.5]];
         scatter_image_features(&mut embeds, &ids, 9, &features, 2).unwrap();
-        assert_eq!(embeds, vec![0.0, 0.0, 1.0, 1.5, 2.0, 2.5, 0.0, 0.0, 3.0, 3.5]);
+        assert_eq!(
+            embeds,
+            vec![0.0, 0.0, 1.0, 1.5, 2.0, 2.5, 0.0, 0.0, 3.0, 3.5]
+        );
         let err = scatter_image_features(&mut embeds, &ids, 9, &features[..1], 2).unwrap_err();
         assert!(err.to_string().contains("3 image tokens"), "{err}");
     }

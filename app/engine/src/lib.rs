@@ -9,9 +9,16 @@
 //! - [`manifest`] reads `manifest.ron`; [`model::Model`] opens the three graphs.
 //! - [`chat`], [`tokenizer`] and [`rope`] turn messages into token ids and M-RoPE
 //!   positions; [`generate`] runs prefill and decoding with a [`kv_cache::KvCache`].
+//! - Real-time decoding for the agent: [`constrained`] compiles the action grammar
+//!   against the vocabulary into token masks, [`speculative`] decodes a turn under
+//!   them with draft-free speculation, [`session::AgentSession`] keeps the KV cache
+//!   of the unchanged context from step to step (with exact or StreamingLLM
+//!   eviction), and [`bench`] measures all of it (`lumine bench decode`).
 
+pub mod bench;
 pub mod chat;
 pub mod check;
+pub mod constrained;
 pub mod error;
 pub mod generate;
 pub mod image_io;
@@ -22,6 +29,8 @@ pub mod ort_library;
 pub mod provider;
 pub mod rope;
 pub mod sampler;
+pub mod session;
+pub mod speculative;
 pub mod tokenizer;
 
 pub use error::EngineError;

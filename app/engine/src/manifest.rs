@@ -277,7 +277,9 @@ impl Manifest {
                 self.architecture
             ));
         }
-        if t.num_key_value_heads == 0 || !t.num_attention_heads.is_multiple_of(t.num_key_value_heads) {
+        if t.num_key_value_heads == 0
+            || !t.num_attention_heads.is_multiple_of(t.num_key_value_heads)
+        {
             out.push(format!(
                 "text.num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 t.num_attention_heads, t.num_key_value_heads
@@ -433,6 +435,9 @@ pub(crate) mod tests {
             .unwrap()
             .replacen("name:", "nmae:", 1);
         let err = Manifest::from_ron(&text, Path::new("m.ron")).unwrap_err();
-        assert!(matches!(err, ManifestError::Syntax { line: 3, .. }), "{err}");
+        assert!(
+            matches!(err, ManifestError::Syntax { line: 3, .. }),
+            "{err}"
+        );
     }
 }

@@ -4,18 +4,20 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use lumine_action::KeyVocabulary;
 use lumine_vision::{PixelValues, PreprocessConfig, Preprocessor, RgbImageRef};
 use ort::session::{RunOptions, Session, SessionInputValue};
 use ort::value::{DynValue, Tensor};
 
+use crate::constrained::VocabIndex;
 use crate::error::EngineError;
 use crate::kv_cache::KvCache;
 use crate::manifest::Manifest;
 use crate::ort_library;
 use crate::provider::{self, ProviderOptions};
+use crate::rope::RopeTable;
 use crate::tokenizer::Tokenizer;
 
 /// Cancels a running generation from another thread (the console's Stop button).
@@ -86,6 +88,7 @@ pub struct Model {
     decoder: Session,
     past_names: Vec<(String, String)>,
     present_names: Vec<(String, String)>,
+    vocab_index: OnceLock<Arc<VocabIndex>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -104,9 +107,10 @@ fn open_session(
     path: &Path,
     options: &ProviderOptions,
 ) -> Result<Session, EngineError> {
-    let graph = path
-        .file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let graph = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     if !path.is_file() {
         return Err(EngineError::File {
             path: path.to_owned(),
@@ -171,7 +175,25 @@ impl Model {
             vision,
             embed,
             decoder,
+            vocab_index: OnceLock::new(),
         })
+    }
+
+    /// The tokenizer's vocabulary indexed for constrained decoding, built on first
+    /// use and shared by every session on this model.
+    pub fn vocab_index(&self) -> Arc<VocabIndex> {
+        Arc::clone(self.vocab_index.get_or_init(|| {
+            Arc::new(VocabIndex::from_tokenizer(
+                &self.tokenizer,
+                self.manifest.text.vocab_size,
+            ))
+        }))
+    }
+
+    /// The text decoder's rotary table (for re-positioning cached keys).
+    pub fn rope_table(&self) -> RopeTable {
+        let t = &self.manifest.text;
+        RopeTable::new(t.head_dim, t.rope_theta, &t.mrope_section)
     }
 
     /// Hidden size of the text decoder.
@@ -193,7 +215,8 @@ impl Model {
         let graph = self.manifest.graphs.vision_encoder.clone();
         let hidden = self.hidden_size();
         let err = |e: ort::Error| EngineError::onnx(&graph, e);
-        let values = Tensor::from_array(([pixels.rows, pixels.cols], pixels.data.clone())).map_err(err)?;
+        let values =
+            Tensor::from_array(([pixels.rows, pixels.cols], pixels.data.clone())).map_err(err)?;
         let grid = Tensor::from_array(([1usize, 3], pixels.grid_thw.to_vec())).map_err(err)?;
         let run = cancel.run_options()?;
         let outputs = self
@@ -265,24 +288,36 @@ impl Model {
             )));
         }
         let total = cache.len() + seq;
-        let position_ids: Vec<i64> = positions.iter().flat_map(|row| row.iter().copied()).collect();
+        let position_ids: Vec<i64> = positions
+            .iter()
+            .flat_map(|row| row.iter().copied())
+            .collect();
         let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = vec![
             (
                 "inputs_embeds".into(),
-                Tensor::from_array(([1, seq, hidden], embeds)).map_err(err)?.into(),
+                Tensor::from_array(([1, seq, hidden], embeds))
+                    .map_err(err)?
+                    .into(),
             ),
             (
                 "attention_mask".into(),
-                Tensor::from_array(([1, total], vec![1i64; total])).map_err(err)?.into(),
+                Tensor::from_array(([1, total], vec![1i64; total]))
+                    .map_err(err)?
+                    .into(),
             ),
             (
                 "position_ids".into(),
-                Tensor::from_array(([3, 1, seq], position_ids)).map_err(err)?.into(),
+                Tensor::from_array(([3, 1, seq], position_ids))
+                    .map_err(err)?
+                    .into(),
             ),
         ];
         for ((key_name, value_name), (key, value)) in self.past_names.iter().zip(cache.layers()) {
             inputs.push((Cow::from(key_name.as_str()), SessionInputValue::from(key)));
-            inputs.push((Cow::from(value_name.as_str()), SessionInputValue::from(value)));
+            inputs.push((
+                Cow::from(value_name.as_str()),
+                SessionInputValue::from(value),
+            ));
         }
         let run = cancel.run_options()?;
         let mut outputs = self

@@ -194,7 +194,12 @@ mod tests {
             search.candidates[0].0,
             PathBuf::from("/nonexistent/libonnxruntime.so")
         );
-        assert!(search.candidates.iter().any(|(p, _)| p.ends_with(FILE_NAMES[0])));
+        assert!(
+            search
+                .candidates
+                .iter()
+                .any(|(p, _)| p.ends_with(FILE_NAMES[0]))
+        );
     }
 
     #[test]
@@ -204,7 +209,10 @@ mod tests {
             found: None,
         };
         let message = load_from(search).unwrap_err().to_string();
-        assert!(message.contains("/opt/x/libonnxruntime.so (test)"), "{message}");
+        assert!(
+            message.contains("/opt/x/libonnxruntime.so (test)"),
+            "{message}"
+        );
         assert!(message.contains(EXPECTED_VERSION), "{message}");
         assert!(message.contains("scripts/setup-onnxruntime"), "{message}");
     }

@@ -44,9 +44,7 @@ impl Sampler {
         match self.sampling {
             Sampling::Greedy => argmax(logits),
             Sampling::TopP {
-                temperature,
-                top_p,
-                ..
+                temperature, top_p, ..
             } => {
                 let probs = top_p_distribution(logits, temperature, top_p);
                 let draw: f64 = self.rng.random();
@@ -80,9 +78,15 @@ pub fn argmax(logits: &[f32]) -> u32 {
 /// The `k` largest logits as (id, logit), largest first (stable for ties).
 pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
     let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
-    ids.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+    ids.sort_by(|&a, &b| {
+        logits[b as usize]
+            .total_cmp(&logits[a as usize])
+            .then(a.cmp(&b))
+    });
     ids.truncate(k);
-    ids.into_iter().map(|id| (id, logits[id as usize])).collect()
+    ids.into_iter()
+        .map(|id| (id, logits[id as usize]))
+        .collect()
 }
 
 /// The nucleus: (id, probability) of the smallest most-likely set reaching `top_p`,

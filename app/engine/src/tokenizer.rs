@@ -6,6 +6,7 @@ use crate::error::EngineError;
 use crate::manifest::SpecialTokens;
 
 /// A loaded tokenizer whose special tokens were checked against the manifest.
+#[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
 }
@@ -62,6 +63,11 @@ impl Tokenizer {
         self.inner
             .decode(ids, false)
             .map_err(|e| EngineError::Input(format!("tokenizer: {e}")))
+    }
+
+    /// The `tokenizers` tokenizer underneath (for indexing its vocabulary).
+    pub(crate) fn inner(&self) -> &tokenizers::Tokenizer {
+        &self.inner
     }
 
     /// Id of a token string, if it is in the vocabulary.
