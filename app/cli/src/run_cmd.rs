@@ -232,7 +232,11 @@ pub fn run(args: &RunArgs, config: &Config) -> anyhow::Result<ExitCode> {
         };
         settings.mouse_scale = (m.mouse_scale.x, m.mouse_scale.y);
         settings.frame_size = Some(args.frame_size.unwrap_or((m.frame.width, m.frame.height)));
-        let policy = EnginePolicy::new(model, EnginePolicyOptions::default());
+        let options = EnginePolicyOptions {
+            allow_thought: config.mode == AgentMode::Reasoning,
+            ..EnginePolicyOptions::default()
+        };
+        let policy = EnginePolicy::new(model, options);
         settings.text_tokens = Some(policy.token_counter());
         Box::new(policy)
     } else if let Some(path) = &args.script {

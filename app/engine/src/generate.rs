@@ -10,10 +10,15 @@ use std::time::Instant;
 use lumine_vision::{PixelValues, RgbImage};
 
 use crate::chat::{self, Message};
+use crate::constrained::TokenGrammar;
 use crate::error::EngineError;
+use crate::kv_cache::KvCache;
 use crate::model::{CancelToken, Model};
 use crate::rope::{self, RopePositions};
 use crate::sampler::{self, Sampler, Sampling};
+use crate::speculative::{
+    self, DecodedTurn, Proposer, TokenModel, TurnContext, TurnOptions, TurnSampler,
+};
 use crate::tokenizer::StreamDecoder;
 
 /// A tokenised prompt with its preprocessed images.
@@ -132,43 +137,13 @@ pub fn generate(
     cancel: &CancelToken,
     on_text: &mut dyn FnMut(u32, &str),
 ) -> Result<Generation, EngineError> {
-    let mut timings = StageTimings {
-        preprocess_ms: prompt.preprocess_ms,
-        ..StageTimings::default()
-    };
-    let hidden = model.hidden_size();
-    let image_token = model.manifest.tokens.image_pad;
-
-    // Vision: one encoder call per image (attention never crosses images).
-    let start = Instant::now();
-    let mut features = Vec::with_capacity(prompt.images.len());
-    for image in &prompt.images {
-        features.push(model.encode_image(image, cancel)?);
-    }
-    timings.vision_ms = start.elapsed().as_secs_f64() * 1e3;
-
-    let start = Instant::now();
+    let Prefilled {
+        mut cache,
+        positions,
+        mut last,
+        mut timings,
+    } = prefill(model, prompt, cancel)?;
     let grids = prompt.image_grid_thw();
-    let merge = i64::from(model.manifest.vision.spatial_merge_size);
-    let positions = rope::rope_positions(&prompt.input_ids, image_token, &grids, merge)?;
-    let mut embeds = model.embed_tokens(&prompt.input_ids)?;
-    scatter_image_features(
-        &mut embeds,
-        &prompt.input_ids,
-        image_token,
-        &features,
-        hidden,
-    )?;
-    let mut cache = model.new_cache()?;
-    let logits = model.forward(
-        embeds,
-        [&positions.rows[0], &positions.rows[1], &positions.rows[2]],
-        &mut cache,
-        cancel,
-    )?;
-    let vocab = logits.len() / prompt.input_ids.len().max(1);
-    let mut last = logits[logits.len() - vocab..].to_vec();
-    timings.prefill_ms = start.elapsed().as_secs_f64() * 1e3;
 
     let first_step_top = sampler::top_k(&last, options.top_logits);
     let mut sampler = Sampler::new(options.sampling);
@@ -212,6 +187,149 @@ pub fn generate(
         text,
         timings,
     })
+}
+
+/// A prompt run through the decoder: its KV cache, positions and the logits that
+/// predict the first new token.
+#[derive(Debug)]
+pub struct Prefilled {
+    /// Keys and values of every prompt token.
+    pub cache: KvCache,
+    /// Prefill M-RoPE positions and rope delta.
+    pub positions: RopePositions,
+    /// Logits after the last prompt token, `[vocab]`.
+    pub last: Vec<f32>,
+    /// Preprocess, vision and prefill timings (no decode yet).
+    pub timings: StageTimings,
+}
+
+/// Encodes the prompt's images (one encoder call per image: attention never crosses
+/// images), scatters their features into the token embeddings, computes M-RoPE
+/// positions and runs the prefill pass.
+pub fn prefill(
+    model: &mut Model,
+    prompt: &Prompt,
+    cancel: &CancelToken,
+) -> Result<Prefilled, EngineError> {
+    let mut timings = StageTimings {
+        preprocess_ms: prompt.preprocess_ms,
+        ..StageTimings::default()
+    };
+    let hidden = model.hidden_size();
+    let image_token = model.manifest.tokens.image_pad;
+
+    let start = Instant::now();
+    let mut features = Vec::with_capacity(prompt.images.len());
+    for image in &prompt.images {
+        features.push(model.encode_image(image, cancel)?);
+    }
+    timings.vision_ms = start.elapsed().as_secs_f64() * 1e3;
+
+    let start = Instant::now();
+    let grids = prompt.image_grid_thw();
+    let merge = i64::from(model.manifest.vision.spatial_merge_size);
+    let positions = rope::rope_positions(&prompt.input_ids, image_token, &grids, merge)?;
+    let mut embeds = model.embed_tokens(&prompt.input_ids)?;
+    scatter_image_features(
+        &mut embeds,
+        &prompt.input_ids,
+        image_token,
+        &features,
+        hidden,
+    )?;
+    let mut cache = model.new_cache()?;
+    let logits = model.forward(
+        embeds,
+        [&positions.rows[0], &positions.rows[1], &positions.rows[2]],
+        &mut cache,
+        cancel,
+    )?;
+    let vocab = logits.len() / prompt.input_ids.len().max(1);
+    let last = logits[logits.len() - vocab..].to_vec();
+    timings.prefill_ms = start.elapsed().as_secs_f64() * 1e3;
+    Ok(Prefilled {
+        cache,
+        positions,
+        last,
+        timings,
+    })
+}
+
+/// Feeds tokens after a prefilled prompt at `cache_len + rope_delta`, and rolls
+/// back rejected drafts by truncating the cache.
+struct PromptModel<'a> {
+    model: &'a mut Model,
+    cache: &'a mut KvCache,
+    rope_delta: i64,
+    cancel: &'a CancelToken,
+}
+
+impl TokenModel for PromptModel<'_> {
+    fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>, EngineError> {
+        let embeds = self.model.embed_tokens(tokens)?;
+        let first = self.cache.len();
+        let positions: Vec<i64> = (0..tokens.len())
+            .map(|k| rope::decode_position(first + k, self.rope_delta))
+            .collect();
+        self.model.forward(
+            embeds,
+            [&positions, &positions, &positions],
+            self.cache,
+            self.cancel,
+        )
+    }
+
+    fn rollback(&mut self, n: usize) -> Result<(), EngineError> {
+        let len = self.cache.len().saturating_sub(n);
+        self.cache.truncate(len)
+    }
+}
+
+/// Decodes one turn after `prompt` under the action grammar, with draft-free
+/// speculation: every turn it returns parses, and each stream event (mouse, chunk,
+/// end) is reported the moment its last token is accepted.
+///
+/// For callers that rebuild the prompt every step; [`crate::session::AgentSession`]
+/// also keeps the KV cache from step to step.
+#[allow(clippy::too_many_arguments)] // each argument is one independent input of the decode
+pub fn constrained_turn(
+    model: &mut Model,
+    prompt: &Prompt,
+    grammar: &mut TokenGrammar,
+    context: &TurnContext,
+    options: &TurnOptions,
+    sampler: &mut TurnSampler,
+    cancel: &CancelToken,
+    on_event: &mut dyn FnMut(&lumine_action::StreamEvent),
+) -> Result<(DecodedTurn, StageTimings), EngineError> {
+    let Prefilled {
+        mut cache,
+        positions,
+        last,
+        mut timings,
+    } = prefill(model, prompt, cancel)?;
+    let tokenizer = model.tokenizer.clone();
+    let keys = model.keys.clone();
+    let proposer = Proposer::new(&tokenizer, &keys);
+    let start = Instant::now();
+    let mut adapter = PromptModel {
+        model,
+        cache: &mut cache,
+        rope_delta: positions.rope_delta,
+        cancel,
+    };
+    let turn = speculative::decode_turn(
+        &mut adapter,
+        grammar,
+        (options.max_draft_tokens > 0).then_some(&proposer),
+        context,
+        &last,
+        options,
+        sampler,
+        on_event,
+    )?;
+    timings.decode_ms.push(start.elapsed().as_secs_f64() * 1e3);
+    Ok((turn, timings))
 }
 
 /// Replaces the embedding rows of image tokens with the images' features, in order.

@@ -1,21 +1,24 @@
 //! [`EnginePolicy`]: the policy model, run in-process through ONNX Runtime.
 //!
-//! Each step renders the context window to chat messages, decodes greedily
-//! until `<|action_end|>`, and feeds every decoded piece of text to the
-//! streaming action parser, so each chunk reaches the executor the moment
-//! its delimiter is decoded. The first invalid character cancels the
-//! generation: the turn is rejected and nothing more of it is played.
+//! Each step renders the context window to chat messages and decodes one turn
+//! under the action grammar with draft-free speculative decoding
+//! (`lumine_engine::generate::constrained_turn`): every turn the model can
+//! produce parses, and each chunk reaches the executor the moment its last
+//! token is accepted. The decoded text still goes through the same streaming
+//! parser as every other policy before anything is played.
 
 use std::sync::Arc;
 
 use lumine_action::{KeyVocabulary, StreamEvent, Turn};
 use lumine_context::{ChatMessage, Part, Role, TokenCounter, estimate_text_tokens};
 use lumine_engine::chat::{Content, ContentPart, Message};
-use lumine_engine::generate::{self, GenerateOptions};
+use lumine_engine::constrained::TokenGrammar;
+use lumine_engine::generate;
+use lumine_engine::speculative::{TurnContext, TurnOptions, TurnSampler};
 use lumine_engine::{CancelToken, EngineError, Model};
 use lumine_vision::RgbImage;
 
-use super::{Canceller, Observation, Policy, PolicyError, SharedFrame, TextTurn};
+use super::{Canceller, Observation, Policy, PolicyError, SharedFrame};
 
 /// Decoding settings of the engine policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,32 +26,67 @@ pub struct EnginePolicyOptions {
     /// Upper bound on the tokens of one turn (a thought of ~40 tokens plus
     /// an action of ~25 fit easily).
     pub max_new_tokens: usize,
+    /// Whether the model may write a thought before the action (reasoning mode).
+    pub allow_thought: bool,
+    /// Longest thought, in characters, the grammar allows.
+    pub max_thought_chars: usize,
+    /// Most draft tokens verified per decoder pass (0: one token per pass).
+    pub max_draft_tokens: usize,
 }
 
 impl Default for EnginePolicyOptions {
     fn default() -> Self {
         EnginePolicyOptions {
             max_new_tokens: 160,
+            allow_thought: false,
+            max_thought_chars: 256,
+            max_draft_tokens: 16,
         }
     }
 }
 
 /// The ONNX Runtime model as a policy.
-#[derive(Debug)]
 pub struct EnginePolicy {
     model: Model,
     options: EnginePolicyOptions,
     cancel: CancelToken,
+    grammar: TokenGrammar,
+    sampler: TurnSampler,
+    /// Key names of the previous action's sixth chunk: the likeliest first chunk.
+    previous_group: Vec<String>,
+}
+
+impl std::fmt::Debug for EnginePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnginePolicy")
+            .field("model", &self.model)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EnginePolicy {
     /// Wraps a loaded model.
     #[must_use]
     pub fn new(model: Model, options: EnginePolicyOptions) -> EnginePolicy {
+        // The token masks are compiled lazily per grammar state and kept for the run.
+        let grammar = TokenGrammar::new(
+            model.vocab_index(),
+            lumine_action::Grammar::new(
+                &model.keys,
+                lumine_action::GrammarOptions {
+                    allow_thought: options.allow_thought,
+                    max_thought_chars: options.max_thought_chars,
+                },
+            ),
+        );
         EnginePolicy {
             model,
             options,
             cancel: CancelToken::default(),
+            grammar,
+            sampler: TurnSampler::new(lumine_engine::sampler::Sampling::Greedy),
+            previous_group: Vec::new(),
         }
     }
 
@@ -142,30 +180,35 @@ impl Policy for EnginePolicy {
         let (messages, images) = to_engine_messages(observation.messages);
         let prompt =
             generate::build_prompt(&mut self.model, &messages, &images).map_err(engine_error)?;
-        let options = GenerateOptions::greedy(&self.model, self.options.max_new_tokens);
-        let mut turn = TextTurn::new(&self.model.keys);
-        let mut rejected: Option<PolicyError> = None;
-        let cancel = self.cancel.clone();
-        let result = generate::generate(
+        let options = TurnOptions {
+            max_draft_tokens: self.options.max_draft_tokens,
+            max_tokens: self.options.max_new_tokens,
+            ..TurnOptions::default()
+        };
+        let context = TurnContext {
+            previous_group: std::mem::take(&mut self.previous_group),
+        };
+        // The decoder runs the streaming action parser itself: each event (mouse,
+        // chunk, end) comes from the parser the moment its last token is accepted,
+        // and goes straight to the executor. A cancellation stops it mid-turn.
+        let (decoded, _timings) = generate::constrained_turn(
             &mut self.model,
             &prompt,
+            &mut self.grammar,
+            &context,
             &options,
+            &mut self.sampler,
             &self.cancel,
-            &mut |_, piece| {
-                if rejected.is_none()
-                    && let Err(err) = turn.push(piece, out)
-                {
-                    rejected = Some(err);
-                    // Stop decoding: nothing after an error is ever played.
-                    cancel.cancel();
-                }
-            },
-        );
-        if let Some(err) = rejected {
-            return Err(err);
-        }
-        result.map_err(engine_error)?;
-        turn.finish(out)
+            &mut |event| out(event.clone()),
+        )
+        .map_err(engine_error)?;
+        let parsed = decoded.turn;
+        self.previous_group = parsed.action.chunks[lumine_action::CHUNKS_PER_ACTION - 1]
+            .keys()
+            .iter()
+            .filter_map(|&k| self.model.keys.name(k).map(str::to_owned))
+            .collect();
+        Ok(parsed)
     }
 
     fn canceller(&self) -> Option<Canceller> {
