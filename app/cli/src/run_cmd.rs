@@ -35,7 +35,7 @@ pub struct WindowArgs {
 
 /// Arguments of `lumine run`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("policy").required(true).args(["model", "script", "replay"])))]
+#[command(group(clap::ArgGroup::new("policy").required(true).args(["model", "script", "replay", "remote"])))]
 pub struct RunArgs {
     #[command(flatten)]
     target: WindowArgs,
@@ -56,6 +56,9 @@ pub struct RunArgs {
     /// Play the actions of this recorded trajectory.
     #[arg(long, value_name = "DIR")]
     replay: Option<PathBuf>,
+    /// The remote engine (boxed: it keeps `lumine`'s command enum small).
+    #[command(flatten)]
+    remote: Box<RemoteArgs>,
     /// The operator's instruction.
     #[arg(long, value_name = "TEXT")]
     instruction: Option<String>,
@@ -101,6 +104,27 @@ pub struct RunArgs {
     /// Print only the summary, not every step.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// Options of `lumine run --remote` (app/remote/README.md).
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Ask a remote OpenAI-compatible engine (vLLM, SGLang) at this base URL,
+    /// e.g. http://127.0.0.1:8000; the API key comes from $LUMINE_REMOTE_API_KEY.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// Model name the remote engine serves (default: lumine).
+    #[arg(long, value_name = "NAME")]
+    pub remote_model: Option<String>,
+    /// System prompt for --remote (default: a built-in prompt for the
+    /// action language, see app/remote/README.md).
+    #[arg(long, value_name = "FILE")]
+    pub system_prompt_file: Option<PathBuf>,
+    /// Ask the remote engine for output constrained to the action language:
+    /// vLLM's `guided_regex` or SGLang's `regex` (every answer is validated
+    /// here either way).
+    #[arg(long, value_name = "ENGINE", value_parser = ["vllm", "sglang"])]
+    pub remote_guided: Option<String>,
 }
 
 /// Parses `X,Y`.
@@ -207,6 +231,12 @@ fn open_target(
 
 /// Runs `lumine run`.
 pub fn run(args: &RunArgs, config: &Config) -> anyhow::Result<ExitCode> {
+    let r = &args.remote;
+    if r.remote.is_none()
+        && (r.remote_model.is_some() || r.system_prompt_file.is_some() || r.remote_guided.is_some())
+    {
+        bail!("--remote-model, --system-prompt-file and --remote-guided need --remote");
+    }
     let mut settings = RuntimeConfig::new(KeyVocabulary::default());
     settings.history_frames = args.history.unwrap_or(config.history_frames);
     settings.instruction.clone_from(&args.instruction);
@@ -249,8 +279,28 @@ pub fn run(args: &RunArgs, config: &Config) -> anyhow::Result<ExitCode> {
         settings.mouse_scale = (meta.mouse_scale[0], meta.mouse_scale[1]);
         settings.frame_size = args.frame_size;
         Box::new(ReplayPolicy::open(dir, &settings.vocab)?)
+    } else if let Some(url) = &args.remote.remote {
+        settings.vocab = load_keys(args.keys.as_deref())?;
+        settings.frame_size = args.frame_size;
+        let reasoning = config.mode == AgentMode::Reasoning;
+        settings.system_prompt = match &args.remote.system_prompt_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+            None => lumine_remote::default_system_prompt(reasoning),
+        };
+        let mut options = lumine_remote::RemoteOptions::new(
+            url,
+            args.remote.remote_model.as_deref().unwrap_or("lumine"),
+        );
+        options.allow_thought = reasoning;
+        options.guided = match args.remote.remote_guided.as_deref() {
+            Some("vllm") => lumine_remote::GuidedDecoding::Vllm,
+            Some("sglang") => lumine_remote::GuidedDecoding::Sglang,
+            _ => lumine_remote::GuidedDecoding::Off,
+        };
+        Box::new(lumine_remote::RemotePolicy::new(options, &settings.vocab))
     } else {
-        bail!("pass one of --model, --script, --replay");
+        bail!("pass one of --model, --script, --replay, --remote");
     };
     if let Some(scale) = args.mouse_scale {
         settings.mouse_scale = scale;
