@@ -20,10 +20,12 @@ pub enum Sampling {
 }
 
 /// A sampler with its random state.
+/// Also the random state of speculative sampled decoding, kept from turn to turn
+/// ([`crate::speculative::TurnSampler`]).
 #[derive(Debug, Clone)]
 pub struct Sampler {
     sampling: Sampling,
-    rng: ChaCha8Rng,
+    pub(crate) rng: ChaCha8Rng,
 }
 
 impl Sampler {
@@ -37,6 +39,11 @@ impl Sampler {
             sampling,
             rng: ChaCha8Rng::seed_from_u64(seed),
         }
+    }
+
+    /// The sampling it was made for.
+    pub fn sampling(&self) -> Sampling {
+        self.sampling
     }
 
     /// Picks a token id from one row of logits.

@@ -25,7 +25,7 @@
 //! ([`crate::session::AgentSession`]) and the fakes of the property tests.
 
 use lumine_action::{ACTION_END, ACTION_START, KeyVocabulary, StreamEvent, StreamParser, Turn};
-use rand::{RngExt as _, SeedableRng as _};
+use rand::RngExt as _;
 use rand_chacha::ChaCha8Rng;
 
 use crate::constrained::{ConstrainedState, TokenGrammar, TokenMask};
@@ -140,31 +140,9 @@ pub struct DecodedTurn {
 }
 
 /// The random state of sampled decoding, kept from turn to turn (the sampling
-/// mode itself comes from [`TurnOptions::sampling`]; its seed seeds this state).
-#[derive(Debug, Clone)]
-pub struct TurnSampler {
-    sampling: Sampling,
-    rng: ChaCha8Rng,
-}
-
-impl TurnSampler {
-    /// A sampler seeded from `sampling` (greedy needs no randomness).
-    pub fn new(sampling: Sampling) -> Self {
-        let seed = match sampling {
-            Sampling::Greedy => 0,
-            Sampling::TopP { seed, .. } => seed,
-        };
-        Self {
-            sampling,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-        }
-    }
-
-    /// The sampling it was made for.
-    pub fn sampling(&self) -> Sampling {
-        self.sampling
-    }
-}
+/// mode itself comes from [`TurnOptions::sampling`]; its seed seeds this state):
+/// the same seeded sampler plain decoding uses.
+pub type TurnSampler = crate::sampler::Sampler;
 
 /// The distribution sampled decoding draws from: the masked logits, divided by the
 /// temperature, softmaxed, cut to the smallest most-likely set reaching `top_p`
