@@ -29,6 +29,7 @@ mod image;
 mod parallel;
 mod preprocess;
 mod resize;
+mod simd;
 
 pub use config::{PreprocessConfig, smart_resize};
 pub use error::PreprocessError;

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use crate::image::rgb_len;
+use crate::simd::{self, Isa};
 use crate::{PreprocessError, RgbImage, RgbImageRef};
 
 /// Keys' cubic convolution kernel with a = −0.5, as ATen's `aa_filter` for
@@ -61,6 +62,10 @@ pub struct AxisWeights {
     w3: Vec<i16>,
     /// Height-pass layout: `w16` with every weight splatted over `LANES` lanes.
     lanes: Vec<[i16; LANES]>,
+    /// Width-pass layout of the SIMD kernels: for each tap pair `q`, `3 · n_out`
+    /// i32 lanes holding the i16 pair `(w3[2q][e], w3[2q + 1][e])` (0 past `k`).
+    /// Empty when the width pass goes pixel by pixel.
+    pairs: Vec<i32>,
 }
 
 /// Elements per vectorised chunk (16 × i32 accumulators: 4 SSE2 / 2 AVX2 registers).
@@ -71,10 +76,13 @@ const MIN_MEAN_RUN: usize = 4;
 
 /// Outputs `x0..x1` whose windows start at `s0 + (x − x0)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Run {
-    x0: usize,
-    x1: usize,
-    s0: usize,
+pub(crate) struct Run {
+    /// First output of the run.
+    pub(crate) x0: usize,
+    /// One past the last output of the run.
+    pub(crate) x1: usize,
+    /// First input index of output `x0`'s window.
+    pub(crate) s0: usize,
 }
 
 impl AxisWeights {
@@ -170,6 +178,16 @@ impl AxisWeights {
             }
         }
         let lanes = w16.iter().map(|&v| [v; LANES]).collect();
+        let mut pairs = Vec::new();
+        if runs.len() * MIN_MEAN_RUN <= n_out {
+            let row_out = 3 * n_out;
+            let tap = |j: usize, e: usize| if j < k { w3[j * row_out + e] } else { 0 };
+            for q in 0..k.div_ceil(2) {
+                pairs.extend((0..row_out).map(|e| {
+                    i32::from(tap(2 * q, e) as u16) | (i32::from(tap(2 * q + 1, e)) << 16)
+                }));
+            }
+        }
 
         Self {
             n_in,
@@ -183,6 +201,7 @@ impl AxisWeights {
             runs,
             w3,
             lanes,
+            pairs,
         }
     }
 
@@ -205,6 +224,26 @@ impl AxisWeights {
     /// Taps per output sample in the padded internal layout.
     pub fn max_taps(&self) -> usize {
         self.k
+    }
+
+    /// The width pass's runs of consecutive windows.
+    pub(crate) fn runs(&self) -> &[Run] {
+        &self.runs
+    }
+
+    /// See the `pairs` field.
+    pub(crate) fn pairs(&self) -> &[i32] {
+        &self.pairs
+    }
+
+    /// Output `i`'s first input index in the padded layout.
+    pub(crate) fn row_start(&self, i: usize) -> usize {
+        self.start[i]
+    }
+
+    /// Output `i`'s `k` padded weights.
+    pub(crate) fn row_weights(&self, i: usize) -> &[i16] {
+        &self.w16[i * self.k..(i + 1) * self.k]
     }
 
     /// The input range read by outputs `outputs` (in the padded layout).
@@ -291,10 +330,11 @@ impl Resizer {
         let (h_in, h_out) = (src.height as usize, new_height as usize);
         let row_len = new_width as usize * 3;
         let wy = (h_in != h_out).then(|| self.weights(h_in, h_out));
+        let isa = Isa::detect();
         // Width first, into a uint8 intermediate (ATen's order).
-        let mid = self.width_pass(src, new_width as usize);
+        let mid = self.width_pass(isa, src, new_width as usize);
         match wy {
-            Some(wy) => vertical_pass(mid, 0, row_len, &wy, 0, &mut dst.data),
+            Some(wy) => vertical_pass(isa, mid, 0, row_len, &wy, 0, &mut dst.data),
             None => dst.data.copy_from_slice(mid),
         }
         Ok(())
@@ -303,14 +343,14 @@ impl Resizer {
     /// The width pass of a resize to `new_width`: `src` itself when the width
     /// does not change, else the resized `[src.height, new_width]` RGB8 rows
     /// in this resizer's intermediate buffer. `src` must be valid.
-    fn width_pass<'a>(&'a mut self, src: RgbImageRef<'a>, new_width: usize) -> &'a [u8] {
+    fn width_pass<'a>(&'a mut self, isa: Isa, src: RgbImageRef<'a>, new_width: usize) -> &'a [u8] {
         let (w_in, h_in) = (src.width as usize, src.height as usize);
         if w_in == new_width {
             return src.data;
         }
         let wx = self.weights(w_in, new_width);
         self.mid.resize(h_in * new_width * 3, 0);
-        horizontal_pass(src.data, w_in, h_in, &wx, &mut self.mid);
+        horizontal_pass(isa, src.data, w_in, h_in, &wx, &mut self.mid);
         &self.mid
     }
 }
@@ -333,7 +373,7 @@ pub fn resize_bicubic_u8(src: RgbImageRef<'_>, new_width: u32, new_height: u32) 
 }
 
 /// `2^(p−1)`, the rounding term every accumulator starts from.
-fn rounding_bias(p: u32) -> i32 {
+pub(crate) fn rounding_bias(p: u32) -> i32 {
     if p == 0 { 0 } else { 1 << (p - 1) }
 }
 
@@ -371,6 +411,7 @@ fn store(out: &mut [u8], acc: &[i32; LANES], p: u32) {
 
 /// Width pass: `src` is `[rows, w_in]` RGB8, `dst` is `[rows, w.n_out]` RGB8.
 pub(crate) fn horizontal_pass(
+    isa: Isa,
     src: &[u8],
     w_in: usize,
     rows: usize,
@@ -394,11 +435,11 @@ pub(crate) fn horizontal_pass(
     for (src2, dst2) in (&mut pairs_in).zip(&mut pairs_out) {
         let (a, b) = src2.split_at(row_in);
         let (oa, ob) = dst2.split_at_mut(row_out);
-        horizontal_rows_runs([a, b], w, [oa, ob]);
+        horizontal_rows_runs(isa, [a, b], w, [oa, ob]);
     }
     let (last_in, last_out) = (pairs_in.remainder(), pairs_out.into_remainder());
     if !last_in.is_empty() {
-        horizontal_rows_runs([last_in], w, [last_out]);
+        horizontal_rows_runs(isa, [last_in], w, [last_out]);
     }
 }
 
@@ -408,10 +449,14 @@ pub(crate) fn horizontal_pass(
 /// per-element weights `w3[j]`. That is the same shape as the height pass and
 /// vectorises the same way.
 fn horizontal_rows_runs<const R: usize>(
+    isa: Isa,
     rows: [&[u8]; R],
     w: &AxisWeights,
     mut outs: [&mut [u8]; R],
 ) {
+    if simd::horizontal_rows_runs(isa, rows, w, &mut outs) {
+        return;
+    }
     let p = w.precision;
     let bias = rounding_bias(p);
     let row_out = w.n_out * 3;
@@ -421,13 +466,8 @@ fn horizontal_rows_runs<const R: usize>(
         let srcs = rows.map(|row| &row[3 * run.s0..]);
         let w3 = |j: usize| &w.w3[j * row_out + e0..j * row_out + e1];
         if n < LANES {
-            for (src, out) in srcs.iter().zip(outs.iter_mut()) {
-                for (e, o) in out[e0..e1].iter_mut().enumerate() {
-                    let acc = (0..w.k).fold(bias, |acc, j| {
-                        acc + i32::from(src[3 * j + e]) * i32::from(w3(j)[e])
-                    });
-                    *o = finish(acc, p);
-                }
+            for (row, out) in rows.iter().zip(outs.iter_mut()) {
+                horizontal_run_scalar(row, w, run, out);
             }
             continue;
         }
@@ -447,6 +487,20 @@ fn horizontal_rows_runs<const R: usize>(
             }
             c0 = c + LANES;
         }
+    }
+}
+
+/// Width pass over one run of one row, element by element.
+pub(crate) fn horizontal_run_scalar(row: &[u8], w: &AxisWeights, run: &Run, out: &mut [u8]) {
+    let (p, bias) = (w.precision, rounding_bias(w.precision));
+    let row_out = w.n_out * 3;
+    let (e0, e1) = (3 * run.x0, 3 * run.x1);
+    let src = &row[3 * run.s0..];
+    for (e, o) in (e0..).zip(&mut out[e0..e1]) {
+        let acc = (0..w.k).fold(bias, |acc, j| {
+            acc + i32::from(src[3 * j + e - e0]) * i32::from(w.w3[j * row_out + e])
+        });
+        *o = finish(acc, p);
     }
 }
 
@@ -479,6 +533,7 @@ fn horizontal_row_pixels(row: &[u8], w: &AxisWeights, out: &mut [u8]) {
 /// `k` contiguous input rows, computed element-wise in chunks of `LANES` (the
 /// weights pre-splatted per lane).
 pub(crate) fn vertical_pass(
+    isa: Isa,
     src: &[u8],
     src_first_row: usize,
     row_len: usize,
@@ -487,6 +542,9 @@ pub(crate) fn vertical_pass(
     dst: &mut [u8],
 ) {
     debug_assert!(dst.len().is_multiple_of(row_len) && first_row + dst.len() / row_len <= w.n_out);
+    if simd::vertical_pass(isa, src, src_first_row, row_len, w, first_row, dst) {
+        return;
+    }
     let p = w.precision;
     let bias = rounding_bias(p);
     let k = w.k;
