@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check an exported Lumine model directory against its golden files with ONNX Runtime only.
 
-    python models/export/check_onnx.py --model models/test-tiny [--tolerance 1e-4]
+    python models/export/check_onnx.py --model models/test-tiny [--tolerance 1e-4] [--golden DIR]
 
 This is the reference pipeline the Rust engine is held to. For every MODEL/golden/CASE:
 
@@ -81,13 +81,15 @@ def main() -> int:
     ap.add_argument("--model", required=True, type=Path)
     ap.add_argument("--tolerance", type=float, default=1e-4, help="max |logit| difference allowed")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--golden", type=Path, default=None,
+                    help="golden folder (default MODEL/golden; a partitioned export shares its source model's)")
     args = ap.parse_args()
 
     from PIL import Image
     from tokenizers import Tokenizer
 
     model_dir: Path = args.model
-    gdir = model_dir / "golden"
+    gdir = args.golden or model_dir / "golden"
     rt = OnnxQwen2VL(model_dir, threads=args.threads)
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     ip = image_processor(model_dir)

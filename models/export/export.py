@@ -3,7 +3,7 @@
 tokenizer + preprocessing + manifest), then check the export against transformers.
 
     python models/export/export.py --hf HF_DIR --out MODEL_DIR [--opset 18] [--frame 1280x720]
-                                   [--name NAME] [--mouse-scale 5,4] [--skip-check]
+                                   [--name NAME] [--mouse-scale 5,4] [--skip-check] [--partitions N]
 
 HF_DIR may use the flat legacy config layout (public Qwen2-VL-2B/7B repositories) or the nested
 transformers 5.x layout. Output (MODEL_DIR):
@@ -15,6 +15,12 @@ transformers 5.x layout. Output (MODEL_DIR):
                              past_key_values.{i}.key/.value f32 [B, kv_heads, past, head_dim]
                              -> logits f32 [B, S, vocab], present.{i}.key/.value [B, kv_heads, past+S, head_dim]
   tokenizer.json, preprocessor.json, keys.ron, manifest.ron
+
+With --partitions N > 1 (N divides num_key_value_heads) the decoder is written as N tensor-parallel
+rank graphs decoder.rank{r}.onnx instead (partition.py: heads and MLP units split Megatron style,
+ai.lumine.AllReduceSum after o_proj and down_proj, lm_head on rank 0), recorded in manifest.ron as
+`partitions: N` and `partition: Some((ranks: [...], ...))`; the check runs the N ranks merged
+into one stock ONNX graph (each reduction a Sum over the ranks).
 
 Large checkpoints (> ~1.5 GB of fp32 weights in a graph) are written with ONNX external data
 (GRAPH.onnx.data next to GRAPH.onnx); fp32 7B needs ~35 GB of RAM to export and check.
@@ -90,7 +96,7 @@ def rename_dims(model_proto, mapping: dict[str, str]) -> None:
 
 
 def onnx_export(module, args, path: Path, input_names, output_names, dynamic_shapes, opset: int,
-                dim_names: dict[tuple[str, int], str] | None = None) -> None:
+                dim_names: dict[tuple[str, int], str] | None = None, custom_translation_table=None) -> None:
     external = EXTERNAL_DATA == "always" or (EXTERNAL_DATA == "auto" and _param_bytes(module) > EXTERNAL_DATA_BYTES)
     t0 = time.time()
     with torch.no_grad():
@@ -104,6 +110,7 @@ def onnx_export(module, args, path: Path, input_names, output_names, dynamic_sha
             opset_version=opset,
             dynamo=True,
             optimize=True,
+            custom_translation_table=custom_translation_table,
         )
     path.unlink(missing_ok=True)
     Path(str(path) + ".data").unlink(missing_ok=True)
@@ -130,7 +137,7 @@ def onnx_export(module, args, path: Path, input_names, output_names, dynamic_sha
     print(f"[export] {path.name}: {size / 1e6:.2f} MB{' (external data)' if external else ''} in {time.time() - t0:.1f}s")
 
 
-def export_graphs(model, cfg: Qwen2VLFiles, out: Path, opset: int) -> None:
+def export_graphs(model, cfg: Qwen2VLFiles, out: Path, opset: int, partitions: int = 1) -> None:
     from torch.export import Dim
 
     t, v = cfg.text, cfg.vision
@@ -158,7 +165,6 @@ def export_graphs(model, cfg: Qwen2VLFiles, out: Path, opset: int) -> None:
 
     # ---- decoder: batch 2, sequence 5, past 3 so no dimension is 0 or 1 at export time
     # (torch.export would specialise those); the graph is checked with past 0 / batch 1 later.
-    dec = Decoder(model.model.language_model, model.lm_head, cfg).eval()
     b, s, p = 2, 5, 3
     batch, seq, past = Dim("batch"), Dim("sequence"), Dim("past_sequence")
     ex = [torch.randn(b, s, t.hidden_size), torch.ones(b, p + s, dtype=torch.int64),
@@ -169,16 +175,28 @@ def export_graphs(model, cfg: Qwen2VLFiles, out: Path, opset: int) -> None:
     # let it infer that relation (Dim.AUTO).
     shapes = [{0: batch, 1: seq}, {0: batch, 1: Dim.AUTO}, {1: batch, 2: seq}]
     past_shapes = []
+    kv_heads = t.num_key_value_heads // partitions
     for i in range(t.num_layers):
         for kind in ("key", "value"):
-            ex.append(torch.randn(b, t.num_key_value_heads, p, t.head_dim))
+            ex.append(torch.randn(b, kv_heads, p, t.head_dim))
             names_in.append(f"past_key_values.{i}.{kind}")
             names_out.append(f"present.{i}.{kind}")
             past_shapes.append({0: batch, 2: past})
     # forward(inputs_embeds, attention_mask, position_ids, *past): *past is one tuple for torch.export.
-    onnx_export(dec, tuple(ex), out / "decoder_model_merged.onnx", names_in, names_out,
-                (*shapes, tuple(past_shapes)), opset,
-                dim_names={("attention_mask", 1): "past_sequence + sequence"})
+    dims = {("attention_mask", 1): "past_sequence + sequence"}
+    if partitions == 1:
+        dec = Decoder(model.model.language_model, model.lm_head, cfg).eval()
+        onnx_export(dec, tuple(ex), out / "decoder_model_merged.onnx", names_in, names_out,
+                    (*shapes, tuple(past_shapes)), opset, dim_names=dims)
+        return
+    from partition import RankDecoder, rank_file, translation_table
+
+    table = translation_table()
+    for r in range(partitions):
+        dec = RankDecoder(model.model.language_model, model.lm_head, cfg, r, partitions).eval()
+        outs = names_out if r == 0 else ["hidden_states", *names_out[1:]]
+        onnx_export(dec, tuple(ex), out / rank_file(r), names_in, outs, (*shapes, tuple(past_shapes)), opset,
+                    dim_names=dims, custom_translation_table=table)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,8 +252,11 @@ def token_ids(tokenizer_json: Path) -> dict[str, int]:
 
 
 def write_manifest(path: Path, name: str, cfg: Qwen2VLFiles, ids: dict[str, int], frame: tuple[int, int],
-                   mouse: tuple[float, float], keys_file: str) -> None:
+                   mouse: tuple[float, float], keys_file: str, partitions: int = 1) -> None:
     t, v, pp = cfg.text, cfg.vision, cfg.preprocess
+    from partition import DOMAIN, OP, rank_file
+
+    decoder = "decoder_model_merged.onnx" if partitions == 1 else rank_file(0)
     floats = lambda xs: "[" + ", ".join(ron_float(x) for x in xs) + "]"  # noqa: E731
     ints = lambda xs: "[" + ", ".join(str(int(x)) for x in xs) + "]"  # noqa: E731
     lines = [
@@ -255,18 +276,22 @@ def write_manifest(path: Path, name: str, cfg: Qwen2VLFiles, ids: dict[str, int]
         f"image_std: {floats(pp.image_std)}),",
         f"  frame: (width: {frame[0]}, height: {frame[1]}),",
         "  tokens: (" + ", ".join(f"{k}: {ids[k]}" for k, _ in LUMINE_TOKENS) + "),",
-        '  graphs: (vision_encoder: "vision_encoder.onnx", embed_tokens: "embed_tokens.onnx", decoder: "decoder_model_merged.onnx"),',
+        '  graphs: (vision_encoder: "vision_encoder.onnx", embed_tokens: "embed_tokens.onnx", '
+        f'decoder: {ron_str(decoder)}),',
         '  tokenizer: "tokenizer.json",',
         f"  key_vocabulary: {ron_str(keys_file)},",
         f"  mouse_scale: (x: {ron_float(mouse[0])}, y: {ron_float(mouse[1])}),",
         f"  prompts: (instruction: {ron_str(INSTRUCTION_PROMPT)}, reasoning: {ron_str(REASONING_PROMPT)}),",
-        "  partitions: 1,",
-        ")",
+        f"  partitions: {partitions},",
     ]
+    if partitions > 1:
+        ranks = ", ".join(ron_str(rank_file(r)) for r in range(partitions))
+        lines.append(f'  partition: Some((ranks: [{ranks}], reduce_op: "{DOMAIN}.{OP}", lm_head_rank: 0)),')
+    lines.append(")")
     path.write_text("\n".join(lines) + "\n")
 
 
-def write_side_files(hf: Path, out: Path, cfg: Qwen2VLFiles, name: str, frame, mouse) -> None:
+def write_side_files(hf: Path, out: Path, cfg: Qwen2VLFiles, name: str, frame, mouse, partitions: int = 1) -> None:
     shutil.copyfile(hf / "tokenizer.json", out / "tokenizer.json")
     ids = token_ids(out / "tokenizer.json")
     if ids["image_pad"] != cfg.ids.image_token_id or ids["video_pad"] != cfg.ids.video_token_id:
@@ -288,7 +313,7 @@ def write_side_files(hf: Path, out: Path, cfg: Qwen2VLFiles, name: str, frame, m
         shutil.copyfile(DEFAULT_KEYS, out / "keys.ron")
     else:
         print(f"[export] WARNING: {DEFAULT_KEYS} does not exist yet; keys.ron not written")
-    write_manifest(out / "manifest.ron", name, cfg, ids, frame, mouse, "keys.ron")
+    write_manifest(out / "manifest.ron", name, cfg, ids, frame, mouse, "keys.ron", partitions)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,6 +423,8 @@ def main() -> int:
                     help="write weights to GRAPH.onnx.data (auto: only for graphs over 1.5 GB)")
     ap.add_argument("--skip-check", action="store_true", help="do not compare with transformers (huge models)")
     ap.add_argument("--tolerance", type=float, default=1e-4)
+    ap.add_argument("--partitions", type=int, default=1,
+                    help="tensor-parallel ranks of the decoder (must divide num_key_value_heads; default 1)")
     args = ap.parse_args()
 
     from transformers import Qwen2VLForConditionalGeneration
@@ -422,10 +449,17 @@ def main() -> int:
     if cfg.tie_word_embeddings:
         print("[export] note: tie_word_embeddings=true (lm_head shares the embedding matrix)")
 
-    export_graphs(model, cfg, out, args.opset)
+    kv = cfg.text.num_key_value_heads
+    if args.partitions < 1 or kv % args.partitions:
+        ap.error(f"--partitions {args.partitions} must divide num_key_value_heads {kv}")
+    # Stale graphs of another partitioning would be confusing next to the new ones.
+    for stale in ["decoder_model_merged.onnx", *(p.name for p in out.glob("decoder.rank*.onnx"))]:
+        (out / stale).unlink(missing_ok=True)
+        Path(str(out / stale) + ".data").unlink(missing_ok=True)
+    export_graphs(model, cfg, out, args.opset, args.partitions)
     name = args.name or (out.name if out.name.startswith("lumine") else f"lumine-{out.name}")
     mx, my = (float(x) for x in args.mouse_scale.split(","))
-    write_side_files(hf, out, cfg, name, args.frame, (mx, my))
+    write_side_files(hf, out, cfg, name, args.frame, (mx, my), args.partitions)
 
     if args.skip_check:
         print("[export] check against transformers skipped (--skip-check)")

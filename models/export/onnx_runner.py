@@ -28,6 +28,13 @@ def read_manifest_tokens(model_dir: Path) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r"(\w+):\s*(-?\d+)", block)}
 
 
+def read_manifest_ranks(model_dir: Path) -> list[str]:
+    """The rank graph files of a partitioned export (`partition: Some((ranks: [...]...`), else []."""
+    text = (Path(model_dir) / "manifest.ron").read_text()
+    m = re.search(r"partition:\s*Some\(\(\s*ranks:\s*\[(.*?)\]", text, re.S)
+    return re.findall(r'"([^"]+)"', m.group(1)) if m else []
+
+
 def rope_index(input_ids: np.ndarray, image_grid_thw: np.ndarray | None, image_token_id: int,
                video_token_id: int = -1, merge: int = 2) -> tuple[np.ndarray, int]:
     """Prefill M-RoPE positions [3, S] and rope_delta for one sequence (transformers 5.23
@@ -76,7 +83,19 @@ class OnnxQwen2VL:
         prov = ["CPUExecutionProvider"]
         self.vision = ort.InferenceSession(str(model_dir / "vision_encoder.onnx"), opts, providers=prov)
         self.embed = ort.InferenceSession(str(model_dir / "embed_tokens.onnx"), opts, providers=prov)
-        self.decoder = ort.InferenceSession(str(model_dir / "decoder_model_merged.onnx"), opts, providers=prov)
+        ranks = read_manifest_ranks(model_dir)
+        if ranks:
+            # A tensor-parallel export: the N rank graphs merged into one stock graph (each
+            # ai.lumine.AllReduceSum becomes a Sum over the ranks; partition.py).
+            from partition import load_merged
+
+            text = (model_dir / "manifest.ron").read_text()
+            layers = int(re.search(r"num_layers:\s*(\d+)", text).group(1))
+            merged = load_merged(model_dir, ranks, layers)
+            self.decoder = ort.InferenceSession(merged, opts, providers=prov)
+        else:
+            self.decoder = ort.InferenceSession(str(model_dir / "decoder_model_merged.onnx"), opts, providers=prov)
+        self.partitions = max(1, len(ranks))
         ins = {i.name: i for i in self.decoder.get_inputs()}
         self.num_layers = sum(1 for n in ins if n.startswith("past_key_values.") and n.endswith(".key"))
         shape = ins["past_key_values.0.key"].shape

@@ -94,7 +94,15 @@ pub fn check_model_dir(dir: &Path, ort_library_path: Option<&Path>) -> Vec<Strin
         ),
         (&manifest.graphs.decoder, decoder_inputs, decoder_outputs),
     ];
+    // A partitioned decoder's rank graphs need the reduction operator to load.
+    let partitioned = manifest.partitions > 1;
+    if partitioned {
+        problems.extend(crate::partition::check_rank_graphs(dir, &manifest, runtime));
+    }
     for (file, inputs, outputs) in graphs {
+        if partitioned && file == &manifest.graphs.decoder {
+            continue;
+        }
         let path = dir.join(file);
         if !path.is_file() {
             problems.push(format!("{file}: graph file is missing"));

@@ -152,6 +152,18 @@ impl KvCache {
         Ok(data.to_vec())
     }
 
+    /// Moves the per-layer values out (the rank executor hands them to the rank
+    /// threads); [`KvCache::restore_layers`] puts them back.
+    pub(crate) fn take_layers(&mut self) -> Vec<(DynValue, DynValue)> {
+        std::mem::take(&mut self.layers)
+    }
+
+    /// Puts back what [`KvCache::take_layers`] took (empty: the cache was lost and
+    /// the next forward pass reports it).
+    pub(crate) fn restore_layers(&mut self, layers: Vec<(DynValue, DynValue)>) {
+        self.layers = layers;
+    }
+
     /// Takes the decoder's `present` outputs as the new cache of `len` tokens,
     /// checking their shape.
     pub(crate) fn replace(

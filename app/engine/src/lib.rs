@@ -14,6 +14,9 @@
 //!   them with draft-free speculation, [`session::AgentSession`] keeps the KV cache
 //!   of the unchanged context from step to step (with exact or StreamingLLM
 //!   eviction), and [`bench`] measures all of it (`lumine bench decode`).
+//! - [`partition`] runs a tensor-parallel export (`manifest.partitions > 1`): one
+//!   thread and session per rank in lock-step, the `ai.lumine.AllReduceSum`
+//!   reduction as a custom operator over shared memory.
 
 pub mod bench;
 pub mod chat;
@@ -26,6 +29,7 @@ pub mod kv_cache;
 pub mod manifest;
 pub mod model;
 pub mod ort_library;
+pub mod partition;
 pub mod provider;
 pub mod rope;
 pub mod sampler;

@@ -193,8 +193,29 @@ pub struct Manifest {
     pub mouse_scale: MouseScale,
     /// System prompts.
     pub prompts: Prompts,
-    /// Tensor-parallel partitions of the decoder (1: not partitioned).
+    /// Tensor-parallel partitions of the decoder (1: not partitioned; absent means 1).
+    #[serde(default = "one")]
     pub partitions: usize,
+    /// The rank graphs of a partitioned decoder (`None` when not partitioned; absent
+    /// in manifests written before partitioning existed).
+    #[serde(default)]
+    pub partition: Option<PartitionManifest>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// How the decoder is split over tensor-parallel ranks (`crate::partition`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionManifest {
+    /// Decoder graph of each rank, rank 0 first (rank 0 equals `graphs.decoder`).
+    pub ranks: Vec<String>,
+    /// The cross-rank reduction the graphs call, `ai.lumine.AllReduceSum`.
+    pub reduce_op: String,
+    /// The rank that computes the logits (the others output `hidden_states`).
+    pub lm_head_rank: usize,
 }
 
 /// A problem with a model directory.
@@ -257,6 +278,43 @@ impl Manifest {
                 path: path.to_owned(),
                 message: problems.join("; "),
             })
+        }
+    }
+
+    /// The decoder graph of every tensor-parallel rank (one entry, `graphs.decoder`,
+    /// when not partitioned).
+    pub fn rank_graphs(&self) -> Vec<String> {
+        match &self.partition {
+            Some(p) if self.partitions > 1 => p.ranks.clone(),
+            _ => vec![self.graphs.decoder.clone()],
+        }
+    }
+
+    fn partition_problem(&self) -> Option<String> {
+        let expected_op = format!("{}.{}", crate::partition::DOMAIN, crate::partition::ALL_REDUCE_OP);
+        match (&self.partition, self.partitions) {
+            (None, 1) => None,
+            (None, n) => Some(format!(
+                "partitions {n} needs a `partition: Some((ranks: [...], ...))` entry naming the rank graphs"
+            )),
+            (Some(p), n) if p.ranks.len() != n => Some(format!(
+                "partition.ranks names {} graphs but partitions is {n}",
+                p.ranks.len()
+            )),
+            (Some(p), _) if p.ranks.first() != Some(&self.graphs.decoder) => Some(format!(
+                "partition.ranks[0] {:?} must be graphs.decoder {:?}",
+                p.ranks.first(),
+                self.graphs.decoder
+            )),
+            (Some(p), _) if p.reduce_op != expected_op => Some(format!(
+                "partition.reduce_op {:?} is not supported (only {expected_op:?})",
+                p.reduce_op
+            )),
+            (Some(p), _) if p.lm_head_rank != 0 => Some(format!(
+                "partition.lm_head_rank {} is not supported (only 0)",
+                p.lm_head_rank
+            )),
+            _ => None,
         }
     }
 
@@ -324,6 +382,8 @@ impl Manifest {
                 "partitions {} must divide num_key_value_heads {}",
                 self.partitions, t.num_key_value_heads
             ));
+        } else if let Some(problem) = self.partition_problem() {
+            out.push(problem);
         }
         let ids = self.tokens.named();
         for (name, id) in ids {
@@ -405,6 +465,7 @@ pub(crate) mod tests {
                 reasoning: "Think, then play.".to_owned(),
             },
             partitions: 1,
+            partition: None,
         }
     }
 
@@ -426,6 +487,45 @@ pub(crate) mod tests {
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems[0].contains("mrope_section"));
         assert!(problems.iter().any(|p| p.contains("<|action_end|>")));
+    }
+
+    #[test]
+    fn manifests_without_partition_fields_still_load() {
+        let m = sample();
+        let text = ron::ser::to_string_pretty(&m, ron::ser::PrettyConfig::default()).unwrap();
+        let old: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("partition"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(!old.contains("partition"), "{old}");
+        let loaded = Manifest::from_ron(&old, Path::new("m.ron")).unwrap();
+        assert_eq!(loaded.partitions, 1);
+        assert_eq!(loaded.partition, None);
+        assert_eq!(loaded.rank_graphs(), vec![m.graphs.decoder.clone()]);
+    }
+
+    #[test]
+    fn partition_entry_must_match_partitions() {
+        let mut m = sample();
+        m.partitions = 3;
+        let problems = m.problems();
+        assert!(
+            problems.iter().any(|p| p.contains("needs a `partition")),
+            "{problems:?}"
+        );
+        m.partition = Some(PartitionManifest {
+            ranks: vec!["decoder.rank0.onnx".to_owned(), "decoder.rank1.onnx".to_owned()],
+            reduce_op: "ai.lumine.AllReduceSum".to_owned(),
+            lm_head_rank: 0,
+        });
+        m.graphs.decoder = "decoder.rank0.onnx".to_owned();
+        assert!(m.problems().iter().any(|p| p.contains("names 2 graphs")));
+        m.partition.as_mut().unwrap().ranks.push("decoder.rank2.onnx".to_owned());
+        assert_eq!(m.problems(), Vec::<String>::new());
+        assert_eq!(m.rank_graphs().len(), 3);
+        let text = ron::ser::to_string_pretty(&m, ron::ser::PrettyConfig::default()).unwrap();
+        assert_eq!(Manifest::from_ron(&text, Path::new("m.ron")).unwrap(), m);
     }
 
     #[test]

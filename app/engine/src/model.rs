@@ -16,6 +16,7 @@ use crate::error::EngineError;
 use crate::kv_cache::KvCache;
 use crate::manifest::Manifest;
 use crate::ort_library;
+use crate::partition::RankExecutor;
 use crate::provider::{self, ProviderOptions};
 use crate::rope::RopeTable;
 use crate::tokenizer::Tokenizer;
@@ -27,7 +28,7 @@ use crate::tokenizer::Tokenizer;
 #[derive(Clone, Default)]
 pub struct CancelToken {
     flag: Arc<AtomicBool>,
-    current: Arc<Mutex<Option<Arc<RunOptions>>>>,
+    current: Arc<Mutex<Vec<Arc<RunOptions>>>>,
 }
 
 impl std::fmt::Debug for CancelToken {
@@ -42,11 +43,11 @@ impl CancelToken {
     /// Requests cancellation.
     pub fn cancel(&self) {
         self.flag.store(true, Ordering::SeqCst);
-        if let Ok(current) = self.current.lock()
-            && let Some(run) = current.as_ref()
-        {
-            // Best effort: the flag alone stops the run at the next pass.
-            let _ = run.terminate();
+        if let Ok(current) = self.current.lock() {
+            for run in current.iter() {
+                // Best effort: the flag alone stops the run at the next pass.
+                let _ = run.terminate();
+            }
         }
     }
 
@@ -62,11 +63,25 @@ impl CancelToken {
 
     /// Fresh run options for the next ONNX Runtime call, registered for termination.
     fn run_options(&self) -> Result<Arc<RunOptions>, EngineError> {
-        let run = Arc::new(RunOptions::new().map_err(|e| EngineError::onnx("run options", e))?);
+        let mut runs = self.run_options_for(1)?;
+        runs.pop()
+            .ok_or_else(|| EngineError::Input("no run options".to_owned()))
+    }
+
+    /// Fresh run options for `n` concurrent runs (the ranks of a partitioned
+    /// decoder), all terminated by [`CancelToken::cancel`].
+    pub(crate) fn run_options_for(&self, n: usize) -> Result<Vec<Arc<RunOptions>>, EngineError> {
+        let runs = (0..n)
+            .map(|_| {
+                RunOptions::new()
+                    .map(Arc::new)
+                    .map_err(|e| EngineError::onnx("run options", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if let Ok(mut current) = self.current.lock() {
-            *current = Some(Arc::clone(&run));
+            current.clone_from(&runs);
         }
-        Ok(run)
+        Ok(runs)
     }
 }
 
@@ -85,7 +100,7 @@ pub struct Model {
     preprocessor: Preprocessor,
     vision: Session,
     embed: Session,
-    decoder: Session,
+    decoder: Decoder,
     past_names: Vec<(String, String)>,
     present_names: Vec<(String, String)>,
     vocab_index: OnceLock<Arc<VocabIndex>>,
@@ -99,6 +114,12 @@ impl std::fmt::Debug for Model {
             .field("provider", &self.provider)
             .finish_non_exhaustive()
     }
+}
+
+/// The text decoder: one graph, or tensor-parallel ranks ([`crate::partition`]).
+enum Decoder {
+    Whole(Session),
+    Ranks(RankExecutor),
 }
 
 /// Opens one graph with the chosen providers.
@@ -156,7 +177,15 @@ impl Model {
         let preprocessor = Preprocessor::new(preprocess_config(&manifest))?;
         let vision = open_session(runtime, &dir.join(&manifest.graphs.vision_encoder), options)?;
         let embed = open_session(runtime, &dir.join(&manifest.graphs.embed_tokens), options)?;
-        let decoder = open_session(runtime, &dir.join(&manifest.graphs.decoder), options)?;
+        let decoder = if manifest.partitions > 1 {
+            Decoder::Ranks(RankExecutor::start(runtime, dir, &manifest, options)?)
+        } else {
+            Decoder::Whole(open_session(
+                runtime,
+                &dir.join(&manifest.graphs.decoder),
+                options,
+            )?)
+        };
         let layers = manifest.text.num_layers;
         let names = |prefix: &str| -> Vec<(String, String)> {
             (0..layers)
@@ -254,13 +283,23 @@ impl Model {
         Ok(data.to_vec())
     }
 
-    /// An empty KV cache shaped for this model.
+    /// An empty KV cache shaped for this model (for a partitioned model: every
+    /// rank's layers, rank-major, each with the rank's share of the KV heads).
     pub fn new_cache(&self) -> Result<KvCache, EngineError> {
+        let ranks = self.manifest.partitions.max(1);
         KvCache::empty(
-            self.manifest.text.num_layers,
-            self.manifest.text.num_key_value_heads,
+            self.manifest.text.num_layers * ranks,
+            self.manifest.text.num_key_value_heads / ranks,
             self.manifest.text.head_dim,
         )
+    }
+
+    /// Tensor-parallel ranks the decoder runs on (1: not partitioned).
+    pub fn partitions(&self) -> usize {
+        match &self.decoder {
+            Decoder::Whole(_) => 1,
+            Decoder::Ranks(ranks) => ranks.partitions(),
+        }
     }
 
     /// Runs the decoder on `embeds` (`[S * hidden]`) at M-RoPE `positions` (three rows
@@ -292,6 +331,12 @@ impl Model {
             .iter()
             .flat_map(|row| row.iter().copied())
             .collect();
+        let decoder = match &mut self.decoder {
+            Decoder::Whole(session) => session,
+            Decoder::Ranks(ranks) => {
+                return ranks.forward(embeds, position_ids, hidden, cache, cancel);
+            }
+        };
         let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = vec![
             (
                 "inputs_embeds".into(),
@@ -320,8 +365,7 @@ impl Model {
             ));
         }
         let run = cancel.run_options()?;
-        let mut outputs = self
-            .decoder
+        let mut outputs = decoder
             .run_with_options(inputs, &run)
             .map_err(|e| cancelled_or(cancel, EngineError::onnx(&graph, e)))?;
         let logits = {
