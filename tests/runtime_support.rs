@@ -180,10 +180,21 @@ pub struct Lumine {
 
 impl Lumine {
     pub fn spawn(display: &str, config_dir: &Path, args: &[&str]) -> Lumine {
+        Lumine::spawn_env(display, config_dir, args, &[])
+    }
+
+    /// As [`Lumine::spawn`], with extra environment variables.
+    pub fn spawn_env(
+        display: &str,
+        config_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Lumine {
         let mut child = Command::new(lumine_tests::lumine_bin())
             .args(args)
             .env("DISPLAY", display)
             .env("LUMINE_CONFIG", config_dir.join("config.ron"))
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -222,8 +233,13 @@ impl Lumine {
 
     /// Waits until stderr contains `needle`.
     pub fn wait_stderr(&self, needle: &str) {
-        let deadline = Instant::now() + TIMEOUT;
-        while !self.stderr().contains(needle) {
+        self.wait_stderr_count(needle, 1, TIMEOUT);
+    }
+
+    /// Waits until stderr contains `needle` at least `count` times.
+    pub fn wait_stderr_count(&self, needle: &str, count: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.stderr().matches(needle).count() < count {
             assert!(
                 Instant::now() < deadline,
                 "lumine never printed {needle:?}; stderr: {}",

@@ -252,23 +252,12 @@ pub fn run(args: &RunArgs, config: &Config) -> anyhow::Result<ExitCode> {
             provider: args.provider,
             device: args.device,
             allow_cpu_fallback: args.allow_cpu_fallback,
+        };
+        let policy = engine_policy(&model, config.mode, config, &mut settings)?;
+        if let Some(size) = args.frame_size {
+            settings.frame_size = Some(size);
         }
-        .open(config)?;
-        let m = &model.manifest;
-        settings.vocab = model.keys.clone();
-        settings.system_prompt = match config.mode {
-            AgentMode::Instruction => m.prompts.instruction.clone(),
-            AgentMode::Reasoning => m.prompts.reasoning.clone(),
-        };
-        settings.mouse_scale = (m.mouse_scale.x, m.mouse_scale.y);
-        settings.frame_size = Some(args.frame_size.unwrap_or((m.frame.width, m.frame.height)));
-        let options = EnginePolicyOptions {
-            allow_thought: config.mode == AgentMode::Reasoning,
-            ..EnginePolicyOptions::default()
-        };
-        let policy = EnginePolicy::new(model, options);
-        settings.text_tokens = Some(policy.token_counter());
-        Box::new(policy)
+        policy
     } else if let Some(path) = &args.script {
         settings.vocab = load_keys(args.keys.as_deref())?;
         settings.frame_size = args.frame_size;
@@ -342,6 +331,33 @@ pub fn run(args: &RunArgs, config: &Config) -> anyhow::Result<ExitCode> {
     Ok(report(runtime, args.quiet))
 }
 
+/// Opens the model and sets up `settings` from its manifest (keys, system
+/// prompt for `mode`, mouse scale, frame size, token counter): the engine
+/// policy of `lumine run` and of the console.
+pub fn engine_policy(
+    model: &ModelArgs,
+    mode: AgentMode,
+    config: &Config,
+    settings: &mut RuntimeConfig,
+) -> anyhow::Result<Box<dyn Policy>> {
+    let model = model.open(config)?;
+    let m = &model.manifest;
+    settings.vocab = model.keys.clone();
+    settings.system_prompt = match mode {
+        AgentMode::Instruction => m.prompts.instruction.clone(),
+        AgentMode::Reasoning => m.prompts.reasoning.clone(),
+    };
+    settings.mouse_scale = (m.mouse_scale.x, m.mouse_scale.y);
+    settings.frame_size = Some((m.frame.width, m.frame.height));
+    let options = EnginePolicyOptions {
+        allow_thought: mode == AgentMode::Reasoning,
+        ..EnginePolicyOptions::default()
+    };
+    let policy = EnginePolicy::new(model, options);
+    settings.text_tokens = Some(policy.token_counter());
+    Ok(Box::new(policy))
+}
+
 /// Logs the run's events until it ends, then its summary; the exit status.
 pub fn report(runtime: Runtime, quiet: bool) -> ExitCode {
     let events = runtime.events().clone();
@@ -388,9 +404,19 @@ pub fn report(runtime: Runtime, quiet: bool) -> ExitCode {
 }
 
 fn print_summary(summary: &RunSummary, dropped: u64, misses: u64) {
+    eprintln!("{}", summary_text(summary, dropped, misses));
+    match &summary.recorded {
+        Some(Ok(n)) => eprintln!("recorded {n} steps"),
+        Some(Err(e)) => eprintln!("recording failed: {e}"),
+        None => {}
+    }
+}
+
+/// One line about a finished run: steps, chunks, misses, boundary errors.
+pub fn summary_text(summary: &RunSummary, dropped: u64, misses: u64) -> String {
     let e = &summary.executor;
     let b = &e.boundary;
-    eprintln!(
+    format!(
         "{} steps ({} rejected), {} chunks played, {} deadline misses ({misses} reported), {} late skips; \
          chunk boundary error p50 {} us, p99 {} us, max {} us; executor priority: {}; {} events dropped",
         summary.steps,
@@ -403,12 +429,7 @@ fn print_summary(summary: &RunSummary, dropped: u64, misses: u64) {
         b.max_us(),
         e.priority,
         dropped
-    );
-    match &summary.recorded {
-        Some(Ok(n)) => eprintln!("recorded {n} steps"),
-        Some(Err(e)) => eprintln!("recording failed: {e}"),
-        None => {}
-    }
+    )
 }
 
 /// 0 for a normal end, 130 / 143 after SIGINT / SIGTERM, 3 after the

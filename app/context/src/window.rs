@@ -43,6 +43,14 @@ pub struct StepEntry<F> {
     tokens: usize,
 }
 
+impl<F> StepEntry<F> {
+    /// Tokens this step costs in the prompt (frame, note, answer, template).
+    #[must_use]
+    pub fn tokens(&self) -> usize {
+        self.tokens
+    }
+}
+
 /// Who says a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -205,6 +213,13 @@ impl<F: Clone> Context<F> {
     #[must_use]
     pub fn tokens(&self) -> usize {
         self.fixed_tokens + self.steps.iter().map(|s| s.tokens).sum::<usize>()
+    }
+
+    /// Tokens of the system prompt and the goal text (the part of the prompt
+    /// that is not a step).
+    #[must_use]
+    pub fn fixed_tokens(&self) -> usize {
+        self.fixed_tokens
     }
 
     /// Replaces the operator's instruction (the goal text while no thought

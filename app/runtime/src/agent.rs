@@ -22,7 +22,8 @@ use lumine_platform::OperatorEvent;
 use crate::clock::Grid;
 use crate::control::Control;
 use crate::events::{
-    Actor, EventKind, EventSender, PauseReason, RunState, StageLatency, StepDecided, StopReason,
+    Actor, ContextStep, EventKind, EventSender, PauseReason, RunState, StageLatency, StepDecided,
+    StopReason,
 };
 use crate::executor::{ExecMsg, ExecutorStats, StepPlayed};
 use crate::frames::{FrameError, FrameInput, scale_frame};
@@ -200,18 +201,35 @@ impl Agent {
         }
     }
 
+    /// Tells the console what the context window holds now.
+    fn context_changed(&self, step: u64, change: lumine_context::ContextChange) {
+        let window = self
+            .context
+            .steps()
+            .map(|entry| ContextStep {
+                step: entry.step,
+                tokens: entry.tokens(),
+                answer: entry.answer.clone(),
+            })
+            .collect();
+        self.events.send(EventKind::ContextChanged {
+            step,
+            frames: change.frames,
+            tokens: change.tokens,
+            evicted: change.evicted,
+            flushed: change.flushed,
+            window,
+            goal: self.context.goal().map(str::to_owned),
+            fixed_tokens: self.context.fixed_tokens(),
+        });
+    }
+
     /// Picks up an instruction set by command.
     fn apply_instruction(&mut self) {
         if let Some(instruction) = self.control.take_instruction() {
             self.settings.instruction.clone_from(&instruction);
             let change = self.context.set_instruction(instruction);
-            self.events.send(EventKind::ContextChanged {
-                step: self.next_step,
-                frames: change.frames,
-                tokens: change.tokens,
-                evicted: change.evicted,
-                flushed: change.flushed,
-            });
+            self.context_changed(self.next_step, change);
         }
     }
 
@@ -284,6 +302,7 @@ impl Agent {
                 step: self.next_step,
                 width,
                 height,
+                frame: Arc::clone(&frame),
             },
         );
         Ok((frame, ms(captured - start), ms(scaled - captured)))
@@ -317,13 +336,7 @@ impl Agent {
         let injected = self.control.take_injected();
         let context_start = Instant::now();
         let change = self.context.push_frame(step, Arc::clone(&frame), None);
-        self.events.send(EventKind::ContextChanged {
-            step,
-            frames: change.frames,
-            tokens: change.tokens,
-            evicted: change.evicted,
-            flushed: change.flushed,
-        });
+        self.context_changed(step, change);
         let messages = self.context.messages();
         let context_ms = ms(context_start.elapsed());
 
@@ -375,6 +388,16 @@ impl Agent {
             context_ms,
             first_chunk_ms: first_chunk.map_or(0.0, |t| ms(t - turn_start)),
             turn_ms: ms(turn_start.elapsed()),
+            ..StageLatency::default()
+        };
+        let latency = match self.policy.last_stages() {
+            Some(stages) if result.is_ok() && actor == Actor::Agent => StageLatency {
+                preprocess_ms: stages.preprocess_ms,
+                vision_ms: stages.vision_ms,
+                prefill_ms: stages.prefill_ms,
+                ..latency
+            },
+            _ => latency,
         };
         self.next_step = step + 1;
         let turn = match result {
@@ -465,13 +488,7 @@ impl Agent {
             self.context
                 .record_answer(step, turn.thought.clone(), turn.format_model(vocab))
         {
-            self.events.send(EventKind::ContextChanged {
-                step,
-                frames: change.frames,
-                tokens: change.tokens,
-                evicted: change.evicted,
-                flushed: change.flushed,
-            });
+            self.context_changed(step, change);
         }
         let action = turn.action.format(vocab);
         self.events.send(EventKind::StepDecided(StepDecided {
@@ -636,13 +653,7 @@ impl Agent {
             self.decided += 1;
             // The model sees what the operator did, in its own language.
             let change = self.context.push_frame(step, Arc::clone(&frame), None);
-            self.events.send(EventKind::ContextChanged {
-                step,
-                frames: change.frames,
-                tokens: change.tokens,
-                evicted: change.evicted,
-                flushed: change.flushed,
-            });
+            self.context_changed(step, change);
             self.step_decided(
                 step,
                 Actor::Operator,

@@ -12,6 +12,8 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use lumine_action::{Chunk, Key};
 
+use crate::policy::SharedFrame;
+
 /// Default capacity of the event channel.
 pub const EVENT_CAPACITY: usize = 1024;
 
@@ -136,6 +138,26 @@ pub struct StageLatency {
     pub first_chunk_ms: f64,
     /// From asking the policy to the end of its turn.
     pub turn_ms: f64,
+    /// Inside the policy (engine only): image preprocessing.
+    #[serde(default)]
+    pub preprocess_ms: f64,
+    /// Inside the policy (engine only): the vision encoder.
+    #[serde(default)]
+    pub vision_ms: f64,
+    /// Inside the policy (engine only): embedding and the prefill pass.
+    #[serde(default)]
+    pub prefill_ms: f64,
+}
+
+/// Where a model-backed policy spent its last turn, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PolicyStages {
+    /// Image preprocessing.
+    pub preprocess_ms: f64,
+    /// The vision encoder.
+    pub vision_ms: f64,
+    /// Embedding and the prefill pass.
+    pub prefill_ms: f64,
 }
 
 /// One step decided: what will be played and how long it took.
@@ -153,6 +175,17 @@ pub struct StepDecided {
     pub latency: StageLatency,
 }
 
+/// One step in the context window, as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextStep {
+    /// Step index.
+    pub step: u64,
+    /// Tokens the step costs in the prompt.
+    pub tokens: usize,
+    /// The answer the model sees for it (`None` while it is being decided).
+    pub answer: Option<String>,
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
@@ -166,6 +199,9 @@ pub enum EventKind {
         width: u32,
         /// Captured height, pixels.
         height: u32,
+        /// The frame as the policy sees it (scaled to the model's size),
+        /// shared, not copied: the console shows it.
+        frame: SharedFrame,
     },
     /// The context window changed.
     ContextChanged {
@@ -179,6 +215,13 @@ pub enum EventKind {
         evicted: Vec<u64>,
         /// True when a new thought flushed the window.
         flushed: bool,
+        /// The window after the change, oldest step first.
+        window: Vec<ContextStep>,
+        /// The goal text the prompt carries: the latest thought, else the
+        /// operator's instruction.
+        goal: Option<String>,
+        /// Tokens of the system prompt and the goal.
+        fixed_tokens: usize,
     },
     /// The policy wrote a thought.
     Thought {

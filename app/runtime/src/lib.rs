@@ -42,8 +42,8 @@ pub use agent::RunSummary;
 pub use command::{COMMAND_CAPACITY, Command};
 pub use dry_run::DryRunSink;
 pub use events::{
-    Actor, ChunkPlayed, EVENT_CAPACITY, Event, EventKind, EventSender, PauseReason, RunState,
-    StageLatency, StepDecided, StopReason, event_channel,
+    Actor, ChunkPlayed, ContextStep, EVENT_CAPACITY, Event, EventKind, EventSender, PauseReason,
+    PolicyStages, RunState, StageLatency, StepDecided, StopReason, event_channel,
 };
 pub use executor::ExecutorStats;
 pub use frames::{DirFrames, FrameError, FrameInput};

@@ -54,6 +54,8 @@ pub struct EnginePolicy {
     sampler: TurnSampler,
     /// Key names of the previous action's sixth chunk: the likeliest first chunk.
     previous_group: Vec<String>,
+    /// Where the last turn spent its time (for the console's latency plots).
+    last_stages: Option<crate::PolicyStages>,
 }
 
 impl std::fmt::Debug for EnginePolicy {
@@ -87,6 +89,7 @@ impl EnginePolicy {
             grammar,
             sampler: TurnSampler::new(lumine_engine::sampler::Sampling::Greedy),
             previous_group: Vec::new(),
+            last_stages: None,
         }
     }
 
@@ -191,7 +194,7 @@ impl Policy for EnginePolicy {
         // The decoder runs the streaming action parser itself: each event (mouse,
         // chunk, end) comes from the parser the moment its last token is accepted,
         // and goes straight to the executor. A cancellation stops it mid-turn.
-        let (decoded, _timings) = generate::constrained_turn(
+        let (decoded, timings) = generate::constrained_turn(
             &mut self.model,
             &prompt,
             &mut self.grammar,
@@ -202,6 +205,11 @@ impl Policy for EnginePolicy {
             &mut |event| out(event.clone()),
         )
         .map_err(engine_error)?;
+        self.last_stages = Some(crate::PolicyStages {
+            preprocess_ms: prompt.preprocess_ms,
+            vision_ms: timings.vision_ms,
+            prefill_ms: timings.prefill_ms,
+        });
         let parsed = decoded.turn;
         self.previous_group = parsed.action.chunks[lumine_action::CHUNKS_PER_ACTION - 1]
             .keys()
@@ -209,6 +217,10 @@ impl Policy for EnginePolicy {
             .filter_map(|&k| self.model.keys.name(k).map(str::to_owned))
             .collect();
         Ok(parsed)
+    }
+
+    fn last_stages(&self) -> Option<crate::PolicyStages> {
+        self.last_stages
     }
 
     fn canceller(&self) -> Option<Canceller> {

@@ -105,6 +105,12 @@ pub trait Policy: Send {
         out: &mut dyn FnMut(StreamEvent),
     ) -> Result<Turn, PolicyError>;
 
+    /// Where the last turn's time went inside the policy, if it knows
+    /// (the engine does; scripts and replays do not).
+    fn last_stages(&self) -> Option<crate::PolicyStages> {
+        None
+    }
+
     /// How to cancel a turn in progress from another thread, if possible.
     fn canceller(&self) -> Option<Canceller> {
         None
