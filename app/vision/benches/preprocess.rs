@@ -1,5 +1,6 @@
 //! Preprocessing throughput on the product's frame size (1280×720 → 1288×728,
-//! 4784 patches) and on a small odd-sized frame (333×257 → 336×252).
+//! 4784 patches; 1 and 2 threads, AVX2 kernels and portable loops) and on a
+//! small odd-sized frame (333×257 → 336×252).
 //!
 //! `cargo bench -p lumine-vision --bench preprocess`
 //!
@@ -54,6 +55,18 @@ fn bench_sizes(c: &mut Criterion) {
             c.bench_function(&format!("preprocess_into {w}x{h} (2 threads)"), |b| {
                 b.iter(|| {
                     pre2.preprocess_into(&mut out, black_box(src))
+                        .expect("preprocess");
+                    black_box(&out.data);
+                });
+            });
+            // The portable loops, as on a CPU without AVX2 + FMA.
+            let mut portable = Preprocessor::new(config.clone())
+                .expect("config")
+                .with_simd(false);
+            c.bench_function(&format!("preprocess_into {w}x{h} (portable)"), |b| {
+                b.iter(|| {
+                    portable
+                        .preprocess_into(&mut out, black_box(src))
                         .expect("preprocess");
                     black_box(&out.data);
                 });

@@ -94,6 +94,9 @@ struct Scratch {
     jobs: Vec<JobScratch>,
 }
 
+/// Jobs per thread when a frame is spread over several.
+const JOBS_PER_THREAD: usize = 4;
+
 /// One thread's buffers.
 #[derive(Debug, Default)]
 struct JobScratch {
@@ -280,10 +283,17 @@ fn run(
     let out_band = (gw / m) * m * m * cols;
     let n_bands = gh / m;
     let threads = threads.clamp(1, n_bands.max(1));
-    let per_job = n_bands.div_ceil(threads);
+    // With helpers, a few jobs per thread, so that one started late (the
+    // other core busy) leaves its share to the rest; each job recomputes the
+    // width pass of the few input rows it shares with the previous band.
+    let per_job = if threads == 1 {
+        n_bands.max(1)
+    } else {
+        n_bands.div_ceil(threads * JOBS_PER_THREAD)
+    };
     jobs.resize_with(threads, JobScratch::default);
 
-    let work = |(first_band, dst, job): (usize, &mut [f32], &mut JobScratch)| {
+    let work = |job: &mut JobScratch, (first_band, dst): (usize, &mut [f32])| {
         let JobScratch { mid, band } = job;
         // Input rows held in `mid` (after the width pass).
         let mut held = 0..0;
@@ -341,16 +351,15 @@ fn run(
         }
     };
     if threads == 1 {
-        work((0, &mut out.data, &mut jobs[0]));
+        work(&mut jobs[0], (0, &mut out.data));
     } else {
         let blocks: Vec<_> = out
             .data
             .chunks_mut(per_job * out_band)
-            .zip(jobs.iter_mut())
             .enumerate()
-            .map(|(i, (dst, job))| (i * per_job, dst, job))
+            .map(|(i, dst)| (i * per_job, dst))
             .collect();
-        crate::parallel::run_jobs(threads, blocks, work);
+        crate::parallel::run_jobs(&mut jobs[..threads], blocks, work);
     }
     Ok(())
 }

@@ -66,6 +66,21 @@ pub struct AxisWeights {
     /// i32 lanes holding the i16 pair `(w3[2q][e], w3[2q + 1][e])` (0 past `k`).
     /// Empty when the width pass goes pixel by pixel.
     pairs: Vec<i32>,
+    /// The same pairs for the SIMD kernels' 32-element blocks: for each tap
+    /// pair, every run of at least 32 elements as `ceil(n / 32)` blocks (the
+    /// last one ending at the run's end), each holding its 32 lanes in the
+    /// order the kernel's in-lane unpacks produce (see [`block_lane`]).
+    pairs32: Vec<i32>,
+    /// Per run: the offset of its first block in one tap pair's part of
+    /// `pairs32` (`usize::MAX` for runs shorter than 32 elements).
+    block_off: Vec<usize>,
+}
+
+/// Element (relative to a 32-element block) of lane `l` of the block's
+/// `g`-th vector: unpacking 32 bytes in-lane twice yields elements
+/// `4g..4g + 4` and `16 + 4g..16 + 4g + 4` in vector `g`.
+pub(crate) fn block_lane(g: usize, l: usize) -> usize {
+    if l < 4 { 4 * g + l } else { 16 + 4 * g + l - 4 }
 }
 
 /// Elements per vectorised chunk (16 × i32 accumulators: 4 SSE2 / 2 AVX2 registers).
@@ -179,13 +194,40 @@ impl AxisWeights {
         }
         let lanes = w16.iter().map(|&v| [v; LANES]).collect();
         let mut pairs = Vec::new();
+        let mut pairs32 = Vec::new();
+        let mut block_off = Vec::new();
         if runs.len() * MIN_MEAN_RUN <= n_out {
             let row_out = 3 * n_out;
             let tap = |j: usize, e: usize| if j < k { w3[j * row_out + e] } else { 0 };
+            let pair = |q: usize, e: usize| {
+                i32::from(tap(2 * q, e) as u16) | (i32::from(tap(2 * q + 1, e)) << 16)
+            };
             for q in 0..k.div_ceil(2) {
-                pairs.extend((0..row_out).map(|e| {
-                    i32::from(tap(2 * q, e) as u16) | (i32::from(tap(2 * q + 1, e)) << 16)
-                }));
+                pairs.extend((0..row_out).map(|e| pair(q, e)));
+            }
+            let mut total = 0;
+            for run in &runs {
+                let n = 3 * (run.x1 - run.x0);
+                if n >= 32 {
+                    block_off.push(total);
+                    total += n.div_ceil(32) * 32;
+                } else {
+                    block_off.push(usize::MAX);
+                }
+            }
+            for q in 0..k.div_ceil(2) {
+                for run in &runs {
+                    let (e0, n) = (3 * run.x0, 3 * (run.x1 - run.x0));
+                    if n < 32 {
+                        continue;
+                    }
+                    for b in 0..n.div_ceil(32) {
+                        let c = (32 * b).min(n - 32);
+                        for g in 0..4 {
+                            pairs32.extend((0..8).map(|l| pair(q, e0 + c + block_lane(g, l))));
+                        }
+                    }
+                }
             }
         }
 
@@ -202,6 +244,8 @@ impl AxisWeights {
             w3,
             lanes,
             pairs,
+            pairs32,
+            block_off,
         }
     }
 
@@ -227,21 +271,37 @@ impl AxisWeights {
     }
 
     /// The width pass's runs of consecutive windows.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
     pub(crate) fn runs(&self) -> &[Run] {
         &self.runs
     }
 
     /// See the `pairs` field.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
     pub(crate) fn pairs(&self) -> &[i32] {
         &self.pairs
     }
 
+    /// See the `pairs32` field.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
+    pub(crate) fn pairs32(&self) -> &[i32] {
+        &self.pairs32
+    }
+
+    /// See the `block_off` field.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
+    pub(crate) fn block_off(&self) -> &[usize] {
+        &self.block_off
+    }
+
     /// Output `i`'s first input index in the padded layout.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
     pub(crate) fn row_start(&self, i: usize) -> usize {
         self.start[i]
     }
 
     /// Output `i`'s `k` padded weights.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
     pub(crate) fn row_weights(&self, i: usize) -> &[i16] {
         &self.w16[i * self.k..(i + 1) * self.k]
     }

@@ -24,6 +24,8 @@
 // loaded/stored length) and `#[target_feature]` functions may only be called
 // after the runtime check that the CPU has those features (the `Avx2` token).
 #![allow(unsafe_code)]
+// Elsewhere only `Isa::Portable` exists and the kernels' inputs go unused.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables))]
 
 use crate::resize::AxisWeights;
 
@@ -315,12 +317,63 @@ mod x86 {
         let row_out = w.n_out() * 3;
         let pairs = w.pairs();
         assert_eq!(pairs.len(), kp * row_out, "pair table");
-        for run in w.runs() {
+        let pairs32 = w.pairs32();
+        let per_pair32 = pairs32.len() / kp;
+        let zero = _mm256_setzero_si256();
+        for (run, &off) in w.runs().iter().zip(w.block_off()) {
             let (e0, e1) = (3 * run.x0, 3 * run.x1);
             let n = e1 - e0;
             if n < 16 {
                 for (row, out) in rows.iter().zip(outs.iter_mut()) {
                     crate::resize::horizontal_run_scalar(row, w, run, out);
+                }
+                continue;
+            }
+            if n >= 32 {
+                // Checked once per run, as below; the weights of block `b`
+                // are `pairs32[q·per_pair32 + off + 32b ..][..32]`.
+                let srcs = rows.map(|row| &row[3 * run.s0..3 * run.s0 + n + 3 * (k - 1)]);
+                let blocks = n.div_ceil(32);
+                assert!((kp - 1) * per_pair32 + off + 32 * blocks <= pairs32.len());
+                for b in 0..blocks {
+                    let c = (32 * b).min(n - 32);
+                    let mut acc = [[bias; 4]; R];
+                    for q in 0..kp {
+                        // SAFETY: in bounds by the assertion above.
+                        let wv: [__m256i; 4] = unsafe {
+                            let wp = pairs32.as_ptr().add(q * per_pair32 + off + 32 * b);
+                            std::array::from_fn(|g| _mm256_loadu_si256(wp.add(8 * g).cast()))
+                        };
+                        let ja = 6 * q + c;
+                        let jb = if 2 * q + 1 < k { ja + 3 } else { ja };
+                        for (acc, src) in acc.iter_mut().zip(&srcs) {
+                            // SAFETY: `ja, jb <= c + 3(k − 1)` and `c + 32 <= n`:
+                            // both 32-byte loads lie inside `src`.
+                            let (a, bb) = unsafe {
+                                (
+                                    _mm256_loadu_si256(src.as_ptr().add(ja).cast()),
+                                    _mm256_loadu_si256(src.as_ptr().add(jb).cast()),
+                                )
+                            };
+                            let lo = _mm256_unpacklo_epi8(a, bb);
+                            let hi = _mm256_unpackhi_epi8(a, bb);
+                            let terms = [
+                                _mm256_unpacklo_epi8(lo, zero),
+                                _mm256_unpackhi_epi8(lo, zero),
+                                _mm256_unpacklo_epi8(hi, zero),
+                                _mm256_unpackhi_epi8(hi, zero),
+                            ];
+                            for ((a, x), wg) in acc.iter_mut().zip(terms).zip(wv) {
+                                *a = _mm256_add_epi32(*a, _mm256_madd_epi16(x, wg));
+                            }
+                        }
+                    }
+                    for (acc, out) in acc.iter().zip(outs.iter_mut()) {
+                        let g = acc.map(|g| _mm256_sra_epi32(g, shift));
+                        let p01 = _mm256_packs_epi32(g[0], g[1]);
+                        let p23 = _mm256_packs_epi32(g[2], g[3]);
+                        store256(out, e0 + c, _mm256_packus_epi16(p01, p23));
+                    }
                 }
                 continue;
             }
