@@ -4,10 +4,13 @@
 //! library crate under `app/` (see ARCHITECTURE.md).
 
 mod action_cmd;
+mod arena_cmd;
+mod arena_demos;
 mod bench_cmd;
 mod bench_decode;
 mod config_cmd;
 mod doctor_cmd;
+mod eval_cmd;
 mod generate_cmd;
 mod model_cmd;
 mod record_cmd;
@@ -34,6 +37,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The practice arena: a small first-person world in an X11 window, and
+    /// the scripted expert's demonstrations (`lumine arena demos`).
+    Arena(arena_cmd::ArenaArgs),
     /// Measure preprocessing and model throughput (figures for BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -46,6 +52,10 @@ enum Command {
     /// Report what this machine offers: ONNX Runtime library and version, execution
     /// providers, display, configuration.
     Doctor,
+    /// Evaluate an agent: success rate and completion time on practice-arena
+    /// tasks, in real time through the real path.
+    #[command(subcommand)]
+    Eval(eval_cmd::EvalCommand),
     /// Run one prompt through a model: tokens streamed, or a JSON report with
     /// positions, logits and per-stage timings.
     Generate(generate_cmd::GenerateArgs),
@@ -79,6 +89,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Action(cmd)) => action_cmd::run(&cmd),
+        Some(Command::Arena(args)) => arena_cmd::run(&args),
+        Some(Command::Eval(cmd)) => {
+            load_config(cli.config.as_deref()).and_then(|c| eval_cmd::run(&cmd, &c))
+        }
         Some(Command::Config(cmd)) => config_cmd::run(&cmd, cli.config.as_deref()),
         Some(Command::Doctor) => {
             config_path(cli.config.as_deref()).and_then(|p| doctor_cmd::run(&p))

@@ -1,0 +1,156 @@
+//! `lumine arena demos`: the scripted expert plays arena episodes headless,
+//! faster than real time, and each successful episode is written as a
+//! trajectory in the format of `lumine record` (frames as the arena window
+//! shows them, the instruction, action strings, thoughts where the plan
+//! changes).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::Args;
+use lumine_action::{CHUNK_MS, CHUNKS_PER_ACTION, KeyVocabulary, STEP_MS};
+use lumine_arena::expert::run_episode;
+use lumine_arena::render::{RENDER_H, RENDER_W, scale_rgb};
+use lumine_arena::{TaskKind, World};
+use lumine_runtime::trajectory::{StepRecord, TrajectoryMeta, TrajectorySource, TrajectoryWriter};
+use lumine_runtime::{Actor, StageLatency};
+use lumine_vision::RgbImage;
+
+use crate::arena_cmd::parse_task;
+use crate::run_cmd::{parse_pair_f32, parse_size};
+
+/// Arguments of `lumine arena demos`.
+#[derive(Debug, Args)]
+pub struct DemosArgs {
+    /// Folder for the trajectories (one sub-folder per episode).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Episodes to play.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    episodes: u64,
+    /// Seed of the first episode (episode i uses seed + i).
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    seed: u64,
+    /// Task kinds, cycled over the episodes (default: all).
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',', value_parser = parse_task)]
+    tasks: Vec<TaskKind>,
+    /// Pixels per unit of DX,DY (the model's mouse scale).
+    #[arg(long, value_name = "X,Y", value_parser = parse_pair_f32, default_value = "5,4")]
+    mouse_scale: (f32, f32),
+    /// Frame size as the window shows it (the arena window's size).
+    #[arg(long, value_name = "WxH", value_parser = parse_size, default_value = "640x360")]
+    size: (u32, u32),
+    /// Give up on an episode after this many steps (it is not written).
+    #[arg(long, value_name = "N", default_value_t = 600)]
+    max_steps: u64,
+}
+
+/// Runs `lumine arena demos`.
+pub fn run(args: &DemosArgs) -> anyhow::Result<ExitCode> {
+    let tasks = if args.tasks.is_empty() {
+        TaskKind::ALL.to_vec()
+    } else {
+        args.tasks.clone()
+    };
+    let vocab = KeyVocabulary::default();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let started = Instant::now();
+    let (mut written, mut steps_total, mut failed) = (0u64, 0u64, Vec::new());
+    let (w, h) = args.size;
+    for i in 0..args.episodes {
+        let seed = args.seed + i;
+        let kind = tasks[(i % tasks.len() as u64) as usize];
+        let mut world = World::new(seed, Some(kind))?;
+        let instruction = world.task().text();
+        let name = format!("{seed:06}-{}", kind.name());
+        let dir = args.out.join(&name);
+        let partial = args.out.join(format!(".{name}.partial"));
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial)?;
+        }
+        let mut meta = TrajectoryMeta::new(
+            TrajectorySource::Demonstration,
+            (w, h),
+            [args.mouse_scale.0, args.mouse_scale.1],
+        );
+        meta.window = Some("Lumine Arena".to_owned());
+        meta.policy = Some(format!(
+            "expert:lumine-arena seed={seed} task={}",
+            kind.name()
+        ));
+        meta.instruction = Some(instruction.clone());
+        let mut writer = TrajectoryWriter::create(&partial, &meta, Instant::now())?;
+        let mut rgb = Vec::new();
+        let mut error = None;
+        let episode = run_episode(
+            &mut world,
+            args.mouse_scale,
+            args.max_steps,
+            |step, world, decision| {
+                if error.is_some() {
+                    return;
+                }
+                world.render(&mut rgb);
+                let frame = scale_rgb(&rgb, RENDER_W, RENDER_H, w as usize, h as usize);
+                let t0 = step as f64 * f64::from(STEP_MS);
+                let mut record = StepRecord {
+                    step,
+                    frame: None,
+                    captured_ms: t0,
+                    actor: Actor::Operator,
+                    instruction: Some(instruction.clone()),
+                    thought: decision.thought.clone(),
+                    action: decision.action.format(&vocab),
+                    chunks_ms: (0..CHUNKS_PER_ACTION)
+                        .map(|k| Some(t0 + k as f64 * CHUNK_MS))
+                        .collect(),
+                    deadline_misses: 0,
+                    latency_ms: StageLatency::default(),
+                };
+                let image = RgbImage::new(w, h, frame).expect("frame size");
+                if let Err(e) = writer.write_step(&mut record, Some(&image)) {
+                    error = Some(e);
+                }
+            },
+        );
+        if let Some(e) = error {
+            return Err(e.into());
+        }
+        writer.finish()?;
+        if episode.success {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)?;
+            }
+            std::fs::rename(&partial, &dir)?;
+            written += 1;
+            steps_total += episode.steps;
+            println!(
+                "{name}: {instruction:?}: done in {} steps ({:.1} s)",
+                episode.steps, episode.seconds
+            );
+        } else {
+            std::fs::remove_dir_all(&partial)?;
+            println!(
+                "{name}: {instruction:?}: not done in {} steps, not written",
+                episode.steps
+            );
+            failed.push(name);
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{written} of {} episodes written to {} ({steps_total} steps, {:.0} steps/s, {:.1}x real time)",
+        args.episodes,
+        args.out.display(),
+        steps_total as f64 / secs,
+        steps_total as f64 * 0.2 / secs
+    );
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

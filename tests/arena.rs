@@ -1,0 +1,171 @@
+//! The practice arena end to end: the expert's demonstrations, replayed by
+//! `lumine replay` into the arena window on Xvfb (XTest, the 30 Hz executor),
+//! reach the same success; `lumine eval arena` runs the real path and reports.
+#![cfg(target_os = "linux")]
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use lumine_platform::x11::xvfb::Xvfb;
+use lumine_tests::{lumine, stderr, stdout};
+use serde_json::Value;
+
+fn last_state(path: &Path) -> Option<Value> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .last()
+}
+
+struct Arena(Child);
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the arena window; returns it and its window id.
+fn arena(
+    config: &tempfile::TempDir,
+    display: &str,
+    seed: u64,
+    task: &str,
+    state: &Path,
+) -> (Arena, u64) {
+    let child = lumine(config)
+        .args([
+            "arena",
+            "--display",
+            display,
+            "--seed",
+            &seed.to_string(),
+            "--task",
+            task,
+        ])
+        .arg("--state-out")
+        .arg(state)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run lumine arena");
+    let arena = Arena(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(id) = last_state(state).and_then(|s| s["window"].as_u64()) {
+            return (arena, id);
+        }
+        assert!(Instant::now() < deadline, "the arena window did not open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn expert_demonstrations_replay_into_the_window_to_success() {
+    let config = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let tasks = [(700u64, "guard"), (701, "chest"), (702, "key-door")];
+    let run = lumine(&config)
+        .args([
+            "arena",
+            "demos",
+            "--episodes",
+            "3",
+            "--seed",
+            "700",
+            "--tasks",
+            "guard,chest,key-door",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
+    let xvfb = Xvfb::start(1280, 720).expect("Xvfb must be installed and start");
+    xvfb.set_auto_repeat(false).unwrap();
+    for (seed, task) in tasks {
+        let dir = out.path().join(format!("{seed:06}-{task}"));
+        let meta: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+        assert_eq!(meta["source"], "demonstration");
+        assert_eq!(
+            (meta["frame_width"].as_u64(), meta["frame_height"].as_u64()),
+            (Some(640), Some(360))
+        );
+        let steps: Vec<Value> = std::fs::read_to_string(dir.join("steps.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(steps.len() > 3, "{task}: {} steps", steps.len());
+        assert_eq!(steps[0]["instruction"], meta["instruction"]);
+        assert!(
+            steps[0]["thought"].is_string(),
+            "the first step states the plan"
+        );
+        assert!(
+            steps
+                .iter()
+                .all(|s| dir.join(s["frame"].as_str().unwrap()).is_file())
+        );
+        // Play the actions into a fresh arena window of the same seed and task.
+        let state = out.path().join(format!("state-{seed}.jsonl"));
+        let (_arena, id) = arena(&config, xvfb.display(), seed, task, &state);
+        let replay = lumine(&config)
+            .arg("replay")
+            .arg(&dir)
+            .args([
+                "--display",
+                xvfb.display(),
+                "--window",
+                &format!("{id:#x}"),
+                "--no-monitor",
+                "-q",
+            ])
+            .output()
+            .unwrap();
+        assert!(replay.status.success(), "{}", stderr(&replay));
+        std::thread::sleep(Duration::from_millis(300));
+        let last = last_state(&state).unwrap();
+        assert_eq!(
+            last["success"], true,
+            "{task} (seed {seed}) not done by the replay: {last}"
+        );
+    }
+}
+
+#[test]
+fn eval_arena_runs_the_expert_through_the_real_path() {
+    let config = tempfile::tempdir().unwrap();
+    let run = lumine(&config)
+        .args([
+            "eval",
+            "arena",
+            "--expert",
+            "--xvfb",
+            "--json",
+            "--episodes",
+            "2",
+        ])
+        .args([
+            "--tasks",
+            "guard,crystal-chest",
+            "--seed",
+            "5000",
+            "--timeout",
+            "60",
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let report: Value = serde_json::from_str(stdout(&run).trim()).unwrap();
+    assert_eq!(report["episodes"], 2);
+    assert_eq!(report["tasks"]["guard"]["episodes"], 1);
+    assert_eq!(report["tasks"]["crystal-chest"]["episodes"], 1);
+    assert_eq!(report["simple"]["successes"], 1, "{report}");
+    assert_eq!(report["multi_step"]["successes"], 1, "{report}");
+    assert!(report["chunks_played"].as_u64().unwrap() > 6);
+    assert!(report["simple"]["mean_seconds"].as_f64().unwrap() > 0.0);
+}
