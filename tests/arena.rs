@@ -15,8 +15,8 @@ fn last_state(path: &Path) -> Option<Value> {
     std::fs::read_to_string(path)
         .ok()?
         .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .last()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
 }
 
 struct Arena(Child);
