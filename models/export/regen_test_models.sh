@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates models/test-tiny and models/test-flat from scratch (random weights, seed 0):
+# Regenerates models/test-tiny, models/test-flat and models/test-tiny-tp{2,4} from scratch (random weights, seed 0):
 # HF checkpoint -> ONNX export (+ check against transformers) -> golden files -> ONNX-vs-golden check.
 # Needs the export environment: scripts/setup-export-env.
 set -euo pipefail
@@ -14,5 +14,14 @@ for variant in tiny flat; do
     "$PY" models/export/export.py --hf "$dir/hf" --out "$dir"
     "$PY" models/export/make_golden.py --model "$dir"
     "$PY" models/export/check_onnx.py --model "$dir"
+    du -sh "$dir"
+done
+# Tensor-parallel exports of the tiny model (4 KV heads): 2 and 4 ranks, checked against
+# transformers by the export and against test-tiny's golden files (the same checkpoint).
+for n in 2 4; do
+    dir="models/test-tiny-tp$n"
+    rm -rf "$dir"
+    "$PY" models/export/export.py --hf models/test-tiny/hf --out "$dir" --partitions "$n"
+    "$PY" models/export/check_onnx.py --model "$dir" --golden models/test-tiny/golden
     du -sh "$dir"
 done

@@ -291,7 +291,11 @@ impl Manifest {
     }
 
     fn partition_problem(&self) -> Option<String> {
-        let expected_op = format!("{}.{}", crate::partition::DOMAIN, crate::partition::ALL_REDUCE_OP);
+        let expected_op = format!(
+            "{}.{}",
+            crate::partition::DOMAIN,
+            crate::partition::ALL_REDUCE_OP
+        );
         match (&self.partition, self.partitions) {
             (None, 1) => None,
             (None, n) => Some(format!(
@@ -515,13 +519,20 @@ pub(crate) mod tests {
             "{problems:?}"
         );
         m.partition = Some(PartitionManifest {
-            ranks: vec!["decoder.rank0.onnx".to_owned(), "decoder.rank1.onnx".to_owned()],
+            ranks: vec![
+                "decoder.rank0.onnx".to_owned(),
+                "decoder.rank1.onnx".to_owned(),
+            ],
             reduce_op: "ai.lumine.AllReduceSum".to_owned(),
             lm_head_rank: 0,
         });
         m.graphs.decoder = "decoder.rank0.onnx".to_owned();
         assert!(m.problems().iter().any(|p| p.contains("names 2 graphs")));
-        m.partition.as_mut().unwrap().ranks.push("decoder.rank2.onnx".to_owned());
+        m.partition
+            .as_mut()
+            .unwrap()
+            .ranks
+            .push("decoder.rank2.onnx".to_owned());
         assert_eq!(m.problems(), Vec::<String>::new());
         assert_eq!(m.rank_graphs().len(), 3);
         let text = ron::ser::to_string_pretty(&m, ron::ser::PrettyConfig::default()).unwrap();

@@ -174,7 +174,10 @@ impl Model {
             path: keys_path,
             message: e.to_string(),
         })?;
-        let preprocessor = Preprocessor::new(preprocess_config(&manifest))?;
+        // Two threads: a frame is preprocessed before the vision encoder runs,
+        // while the ONNX Runtime pool is idle, so the second core is free
+        // (BENCHMARKS.md, image preprocessing).
+        let preprocessor = Preprocessor::new(preprocess_config(&manifest))?.with_threads(2);
         let vision = open_session(runtime, &dir.join(&manifest.graphs.vision_encoder), options)?;
         let embed = open_session(runtime, &dir.join(&manifest.graphs.embed_tokens), options)?;
         let decoder = if manifest.partitions > 1 {

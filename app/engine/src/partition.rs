@@ -38,8 +38,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use ort::operator::{
-    ComputeContext, Kernel, KernelContext, Operator, OperatorDomain, OperatorInput,
-    OperatorOutput,
+    ComputeContext, Kernel, KernelContext, Operator, OperatorDomain, OperatorInput, OperatorOutput,
 };
 use ort::session::{RunOptions, Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorElementType};
@@ -254,7 +253,12 @@ impl AllReduceGroup {
             }
             st = self.wait(st);
         }
-        if st.arrived > 0 && st.slots.iter().any(|s| !s.is_empty() && s.len() != input.len()) {
+        if st.arrived > 0
+            && st
+                .slots
+                .iter()
+                .any(|s| !s.is_empty() && s.len() != input.len())
+        {
             let message = format!(
                 "all-reduce of {} values while another rank reduces a different size (graphs out of step)",
                 input.len()
@@ -527,8 +531,14 @@ impl RankExecutor {
             let thread = std::thread::Builder::new()
                 .name(format!("lumine-rank-{rank}"))
                 .spawn(move || {
-                    let session =
-                        open_rank_session(&runtime, &path, rank, Arc::clone(&group), &options, intra);
+                    let session = open_rank_session(
+                        &runtime,
+                        &path,
+                        rank,
+                        Arc::clone(&group),
+                        &options,
+                        intra,
+                    );
                     let mut session = match session {
                         Ok(s) => {
                             let _ = ready_tx.send(Ok(()));
@@ -883,7 +893,10 @@ pub fn check_rank_graphs(dir: &Path, manifest: &Manifest, runtime: &OrtRuntime) 
 mod tests {
     use super::*;
 
-    fn run_group(group: &Arc<AllReduceGroup>, inputs: Vec<Vec<f32>>) -> Vec<Result<Vec<f32>, ReduceError>> {
+    fn run_group(
+        group: &Arc<AllReduceGroup>,
+        inputs: Vec<Vec<f32>>,
+    ) -> Vec<Result<Vec<f32>, ReduceError>> {
         std::thread::scope(|s| {
             let handles: Vec<_> = inputs
                 .into_iter()
@@ -932,7 +945,9 @@ mod tests {
     /// A 5-token prompt: embeddings and text positions.
     fn prompt(m: &Manifest) -> (Vec<f32>, Vec<i64>) {
         let d = m.text.hidden_size;
-        let embeds = (0..5 * d).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let embeds = (0..5 * d)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
         let positions = (0..3).flat_map(|_| 0..5).collect();
         (embeds, positions)
     }
@@ -966,10 +981,14 @@ mod tests {
         // The executor still works: the same step gives the same logits as on a
         // fresh executor.
         ex.group().inject(None);
-        let again = ex.forward(e1.clone(), p1.clone(), d, &mut cache, &cancel).unwrap();
+        let again = ex
+            .forward(e1.clone(), p1.clone(), d, &mut cache, &cancel)
+            .unwrap();
         let (mut fresh, _) = tp2();
         let mut fresh_cache = empty_cache(&m);
-        let r2 = fresh.forward(embeds, positions, d, &mut fresh_cache, &cancel).unwrap();
+        let r2 = fresh
+            .forward(embeds, positions, d, &mut fresh_cache, &cancel)
+            .unwrap();
         assert_eq!(r2, reference);
         let expected = fresh.forward(e1, p1, d, &mut fresh_cache, &cancel).unwrap();
         assert_eq!(again, expected);
@@ -1005,7 +1024,8 @@ mod tests {
         assert_eq!(cache.len(), 0);
         ex.group().inject(None);
         cancel.reset();
-        ex.forward(embeds, positions, d, &mut cache, &cancel).unwrap();
+        ex.forward(embeds, positions, d, &mut cache, &cancel)
+            .unwrap();
         assert_eq!(cache.len(), 5);
         // Shutdown joins the rank threads.
         drop(ex);
@@ -1061,7 +1081,11 @@ mod tests {
         group.inject(None);
         group.reset(None);
         let results = run_group(&group, vec![vec![1.0; 4]; 3]);
-        assert!(results.iter().all(|r| r.as_ref().unwrap() == &vec![27.0; 4]));
+        assert!(
+            results
+                .iter()
+                .all(|r| r.as_ref().unwrap() == &vec![27.0; 4])
+        );
     }
 
     #[test]
