@@ -51,6 +51,7 @@ fn console_plays_the_embedded_default_and_closing_releases_everything() {
     let settings = dir.path().join("console.ron");
     // No settings file: the console's first run, which starts by itself.
     let mut lumine = Lumine::spawn_env(
+        &lumine_tests::lumine_release_bin(),
         &display,
         dir.path(),
         &["console", "--size", "1600x900"],

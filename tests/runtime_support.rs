@@ -180,18 +180,22 @@ pub struct Lumine {
 
 impl Lumine {
     pub fn spawn(display: &str, config_dir: &Path, args: &[&str]) -> Lumine {
-        Lumine::spawn_env(display, config_dir, args, &[])
+        Lumine::spawn_env(&lumine_tests::lumine_bin(), display, config_dir, args, &[])
     }
 
-    /// As [`Lumine::spawn`], with extra environment variables.
+    /// As [`Lumine::spawn`], with this binary and extra environment variables.
     pub fn spawn_env(
+        bin: &Path,
         display: &str,
         config_dir: &Path,
         args: &[&str],
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Lumine {
-        let mut child = Command::new(lumine_tests::lumine_bin())
+        let mut child = Command::new(bin)
             .args(args)
+            // The repository root: where a user runs it, and where the bundled
+            // model is found when the binary lives in another target folder.
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .env("DISPLAY", display)
             .env("LUMINE_CONFIG", config_dir.join("config.ron"))
             .envs(env.iter().copied())

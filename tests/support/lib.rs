@@ -27,6 +27,32 @@ pub fn lumine_bin() -> PathBuf {
     bin
 }
 
+/// Path of the release `lumine` binary (`target/release/lumine`, next to the
+/// profile directory of this test executable), for the tests that run in
+/// real time as a user does; `$LUMINE_RELEASE_BIN` overrides it.
+///
+/// # Panics
+/// When it is not built, with the command that builds it.
+pub fn lumine_release_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("LUMINE_RELEASE_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("test executable lives in target/<profile>/deps");
+    let bin = target
+        .join("release")
+        .join(format!("lumine{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build --release -p lumine-cli` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
 /// A `lumine` command with an isolated configuration file, so tests never touch the
 /// user's real configuration.
 pub fn lumine(config_dir: &tempfile::TempDir) -> Command {

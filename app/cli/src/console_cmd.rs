@@ -164,6 +164,7 @@ fn session(
     let (runtime, info) = match started {
         Ok(started) => started,
         Err(err) => {
+            eprintln!("console: cannot start: {err:#}");
             events.send(UiEvent::LaunchFailed(format!("{err:#}")));
             stop_arena(arena);
             return;

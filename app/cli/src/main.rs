@@ -9,6 +9,7 @@ mod arena_demos;
 mod bench_cmd;
 mod bench_decode;
 mod config_cmd;
+mod console_cmd;
 mod doctor_cmd;
 mod eval_cmd;
 mod generate_cmd;
@@ -49,6 +50,8 @@ enum Command {
     /// Show or check the configuration file.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Open the operator console (also what `lumine` alone does).
+    Console(console_cmd::ConsoleArgs),
     /// Report what this machine offers: ONNX Runtime library and version, execution
     /// providers, display, configuration.
     Doctor,
@@ -116,14 +119,11 @@ fn main() -> ExitCode {
             load_config(cli.config.as_deref()).and_then(|c| run_cmd::run(&args, &c))
         }
         Some(Command::Windows(args)) => windows_cmd::run(&args),
-        None => {
-            use clap::CommandFactory as _;
-            // No console yet on this build: show what the command can do.
-            Cli::command()
-                .print_help()
-                .map(|()| ExitCode::SUCCESS)
-                .map_err(Into::into)
+        Some(Command::Console(args)) => {
+            load_config(cli.config.as_deref()).and_then(|c| console_cmd::run(&args, c))
         }
+        None => load_config(cli.config.as_deref())
+            .and_then(|c| console_cmd::run(&console_cmd::ConsoleArgs::default_args(), c)),
     };
     match result {
         Ok(code) => code,

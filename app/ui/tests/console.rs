@@ -140,6 +140,16 @@ impl Fixture {
             .expect("launched")
     }
 
+    /// Types `text` into the only input of `role`, then clicks `button`.
+    fn type_then_click(&mut self, role: Role, text: &str, button: &str) {
+        let input = self.harness.get_by_role(role);
+        input.focus();
+        input.type_text(text);
+        self.harness.run_steps(1);
+        self.harness.get_by_label(button).click();
+        self.harness.run_steps(2);
+    }
+
     fn start(&mut self) {
         self.harness.get_by_label("Start").click();
         self.harness.run_steps(2);
@@ -169,12 +179,7 @@ fn start_launches_the_run_and_sends_start() {
 fn typed_instruction_reaches_the_runtime() {
     let mut f = console();
     f.start();
-    let input = f.harness.get_by_role(Role::MultilineTextInput);
-    input.focus();
-    input.type_text("open the red chest");
-    f.harness.run_steps(1);
-    f.harness.get_by_label("Send").click();
-    f.harness.run_steps(2);
+    f.type_then_click(Role::MultilineTextInput, "open the red chest", "Send");
     f.until("the instruction", |f| {
         f.commands()
             .contains(&Command::SetInstruction(Some("open the red chest".into())))
@@ -232,12 +237,7 @@ fn take_control_pauses_injection_and_shows_the_banner() {
 fn injected_action_text_is_sent() {
     let mut f = console();
     f.start();
-    let input = f.harness.get_by_role(Role::TextInput);
-    input.focus();
-    input.type_text("0 0 0 ; W ; W ; ; ; ;");
-    f.harness.run_steps(1);
-    f.harness.get_by_label("Inject action").click();
-    f.harness.run_steps(2);
+    f.type_then_click(Role::TextInput, "0 0 0 ; W ; W ; ; ; ;", "Inject action");
     f.until("the injection", |f| {
         f.commands()
             .contains(&Command::InjectAction("0 0 0 ; W ; W ; ; ; ;".into()))
