@@ -428,10 +428,14 @@ pub fn open_rank_session(
         .map_err(|e| EngineError::onnx(&graph, e))?
         .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
         .map_err(|e| EngineError::onnx(&graph, e))?
+        // Each rank computes with its own threads (cores / N: the ranks run at the
+        // same time), not the environment's global pool that every other session
+        // shares. Ranks block in reductions while their peers compute: spinning
+        // pool threads would take the cores those peers need.
+        .with_independent_thread_pool()
+        .map_err(|e| EngineError::onnx(&graph, e))?
         .with_intra_threads(intra_threads)
         .map_err(|e| EngineError::onnx(&graph, e))?
-        // Ranks block in reductions while their peers compute: spinning pool threads
-        // would take the cores those peers need.
         .with_intra_op_spinning(false)
         .map_err(|e| EngineError::onnx(&graph, e))?
         .with_operators(domain)
