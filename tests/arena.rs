@@ -168,4 +168,12 @@ fn eval_arena_runs_the_expert_through_the_real_path() {
     assert_eq!(report["multi_step"]["successes"], 1, "{report}");
     assert!(report["chunks_played"].as_u64().unwrap() > 6);
     assert!(report["simple"]["mean_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["simple"]["mean_progress"], 1.0);
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for run in runs {
+        assert_eq!(run["success"], true);
+        assert_eq!(run["distance_end"], 0, "{run}");
+        assert!(run["distance_start"].as_u64().unwrap() > 0, "{run}");
+    }
 }

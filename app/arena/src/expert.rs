@@ -178,14 +178,7 @@ impl Expert {
         let Some((goal, plan)) = self.goal(world) else {
             return self.decide(None, Action::IDLE);
         };
-        let targets: Vec<(i32, i32)> = match goal {
-            Goal::Reach(c) => vec![c],
-            Goal::Interact(c) => [(1, 0), (-1, 0), (0, 1), (0, -1)]
-                .iter()
-                .map(|&(dx, dy)| (c.0 + dx, c.1 + dy))
-                .filter(|&(cx, cy)| world.walkable_for_plan(cx, cy, world.has_key()))
-                .collect(),
-        };
+        let targets = goal_cells(world, goal);
         let Some(path) = bfs(world, &targets, None) else {
             return self.decide(Some(plan), Action::IDLE);
         };
@@ -364,6 +357,34 @@ fn bfs(
         }
     }
     None
+}
+
+/// Cells along the shortest path from the player to the task's current goal
+/// (a cell next to what must be opened or talked to, the crystal or key to
+/// pick up, the far side of the door); 0 once the task is done, `None` when
+/// no path exists. Evaluation uses it to see whether an agent that did not
+/// finish got closer.
+#[must_use]
+pub fn distance_to_goal(world: &World) -> Option<usize> {
+    if world.success() {
+        return Some(0);
+    }
+    let (goal, _) = Expert::new((1.0, 1.0)).goal(world)?;
+    let targets = goal_cells(world, goal);
+    bfs(world, &targets, None).map(|p| p.len() - 1)
+}
+
+/// The cells that reach `goal`: the cell itself, or the walkable neighbours
+/// of what must be interacted with.
+fn goal_cells(world: &World, goal: Goal) -> Vec<(i32, i32)> {
+    match goal {
+        Goal::Reach(c) => vec![c],
+        Goal::Interact(c) => [(1, 0), (-1, 0), (0, 1), (0, -1)]
+            .iter()
+            .map(|&(dx, dy)| (c.0 + dx, c.1 + dy))
+            .filter(|&(cx, cy)| world.walkable_for_plan(cx, cy, world.has_key()))
+            .collect(),
+    }
 }
 
 /// Carries the fractions of mouse pixels between chunks (as the runtime's

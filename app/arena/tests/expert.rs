@@ -28,3 +28,33 @@ fn the_expert_solves_every_task_kind_on_fifty_layouts() {
     }
     assert!(failures.is_empty(), "{} failures", failures.len());
 }
+
+#[test]
+fn the_distance_to_the_goal_shrinks_as_the_expert_plays() {
+    use lumine_arena::expert::distance_to_goal;
+    for kind in TaskKind::ALL {
+        let mut world = World::new(77, Some(kind)).unwrap();
+        let d0 = distance_to_goal(&world).expect("a path to the goal");
+        let mut seen = vec![d0];
+        let e = run_episode(&mut world, (5.0, 4.0), 600, |_, w, _| {
+            seen.push(distance_to_goal(w).unwrap());
+        });
+        assert!(e.success);
+        assert_eq!(distance_to_goal(&world), Some(0));
+        // Multi-step tasks move the goal (the key, then the door): only the
+        // last goal's distances must fall to zero; overall, never above the
+        // start plus the map's size.
+        assert!(
+            seen.iter().all(|&d| d <= d0 + 40),
+            "{}: {seen:?}",
+            kind.name()
+        );
+        if !kind.multi_step() && kind != TaskKind::Crystals {
+            assert!(
+                seen.windows(2).filter(|w| w[1] > w[0]).count() <= 2,
+                "{}: {seen:?}",
+                kind.name()
+            );
+        }
+    }
+}

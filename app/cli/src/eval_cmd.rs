@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use lumine_action::{Action, KeyVocabulary, StreamEvent, Turn};
-use lumine_arena::expert::{Expert, MouseCarry};
+use lumine_arena::expert::{Expert, MouseCarry, distance_to_goal};
 use lumine_arena::{State, TaskKind, World};
 use lumine_config::{AgentMode, Config};
 use lumine_runtime::live::{self, WindowSpec};
@@ -99,13 +99,20 @@ struct KindReport {
     success_rate: f64,
     /// Mean seconds from the first chunk to success, over the successes.
     mean_seconds: Option<f64>,
+    /// Mean share of the path to the goal covered (1 for a success; below 0
+    /// when the agent ended further away than it started).
+    mean_progress: f64,
     #[serde(skip)]
     seconds: Vec<f64>,
+    #[serde(skip)]
+    progress: Vec<f64>,
 }
 
 impl KindReport {
-    fn add(&mut self, success: Option<f64>) {
+    fn add(&mut self, success: Option<f64>, progress: f64) {
         self.episodes += 1;
+        self.progress.push(progress);
+        self.mean_progress = self.progress.iter().sum::<f64>() / self.progress.len() as f64;
         if let Some(s) = success {
             self.successes += 1;
             self.seconds.push(s);
@@ -116,12 +123,14 @@ impl KindReport {
     }
 
     fn merge(&mut self, other: &KindReport) {
-        for s in &other.seconds {
-            self.add(Some(*s));
-        }
-        for _ in other.successes..other.episodes {
-            self.add(None);
-        }
+        self.episodes += other.episodes;
+        self.successes += other.successes;
+        self.seconds.extend(&other.seconds);
+        self.progress.extend(&other.progress);
+        self.success_rate = self.successes as f64 / self.episodes.max(1) as f64;
+        self.mean_seconds = (!self.seconds.is_empty())
+            .then(|| self.seconds.iter().sum::<f64>() / self.seconds.len() as f64);
+        self.mean_progress = self.progress.iter().sum::<f64>() / self.progress.len().max(1) as f64;
     }
 }
 
@@ -137,6 +146,22 @@ struct Report {
     multi_step: KindReport,
     deadline_misses: u64,
     chunks_played: u64,
+    /// Every episode, in order.
+    runs: Vec<EpisodeRow>,
+}
+
+/// One episode in the report.
+#[derive(Debug, Serialize)]
+struct EpisodeRow {
+    seed: u64,
+    task: String,
+    success: bool,
+    seconds: Option<f64>,
+    /// Cells to the goal at the start and at the end.
+    distance_start: Option<usize>,
+    distance_end: Option<usize>,
+    progress: f64,
+    deadline_misses: u64,
 }
 
 /// The arena's latest state, shared with the reader thread.
@@ -257,6 +282,8 @@ impl Policy for ExpertPolicy {
 /// Result of one episode: seconds to success, if done; executor figures.
 struct EpisodeResult {
     success_s: Option<f64>,
+    distance_start: Option<usize>,
+    distance_end: Option<usize>,
     deadline_misses: u64,
     chunks_played: u64,
 }
@@ -292,6 +319,7 @@ fn run_arena(args: &EvalArenaArgs, config: &Config) -> anyhow::Result<ExitCode> 
         multi_step: KindReport::default(),
         deadline_misses: 0,
         chunks_played: 0,
+        runs: Vec::new(),
     };
     for i in 0..args.episodes {
         let seed = args.seed + i;
@@ -299,18 +327,35 @@ fn run_arena(args: &EvalArenaArgs, config: &Config) -> anyhow::Result<ExitCode> 
         let r = run_episode(args, config, display.as_deref(), seed, kind)?;
         if args.verbose {
             eprintln!(
-                "seed {seed} {}: {} ({} deadline misses)",
+                "seed {seed} {}: {} (cells to the goal {:?} -> {:?}; {} deadline misses)",
                 kind.name(),
                 r.success_s
                     .map_or_else(|| "not done".to_owned(), |s| format!("done in {s:.1} s")),
+                r.distance_start,
+                r.distance_end,
                 r.deadline_misses
             );
         }
+        let progress = match (r.success_s, r.distance_start, r.distance_end) {
+            (Some(_), _, _) => 1.0,
+            (None, Some(d0), Some(d1)) if d0 > 0 => (d0 as f64 - d1 as f64) / d0 as f64,
+            _ => 0.0,
+        };
         report
             .tasks
             .entry(kind.name().to_owned())
             .or_default()
-            .add(r.success_s);
+            .add(r.success_s, progress);
+        report.runs.push(EpisodeRow {
+            seed,
+            task: kind.name().to_owned(),
+            success: r.success_s.is_some(),
+            seconds: r.success_s,
+            distance_start: r.distance_start,
+            distance_end: r.distance_end,
+            progress,
+            deadline_misses: r.deadline_misses,
+        });
         report.deadline_misses += r.deadline_misses;
         report.chunks_played += r.chunks_played;
     }
@@ -331,8 +376,8 @@ fn run_arena(args: &EvalArenaArgs, config: &Config) -> anyhow::Result<ExitCode> 
             args.seed,
             args.seed + args.episodes
         );
-        println!("| task | episodes | successes | success rate | mean seconds |");
-        println!("| --- | --- | --- | --- | --- |");
+        println!("| task | episodes | successes | success rate | mean seconds | mean progress |");
+        println!("| --- | --- | --- | --- | --- | --- |");
         let rows = report.tasks.iter().map(|(n, k)| (n.as_str(), k)).chain([
             ("simple", &report.simple),
             ("multi-step", &report.multi_step),
@@ -365,6 +410,15 @@ fn run_episode(
     let mut arena = ArenaChild::start(display, seed, kind, args.size)?;
     let window = arena.window()?;
     let world = World::new(seed, Some(kind))?;
+    let fresh = world.clone();
+    let distance = |state: Option<State>| {
+        let mut w = fresh.clone();
+        if let Some(s) = state {
+            w.sync_to(&s);
+        }
+        distance_to_goal(&w)
+    };
+    let distance_start = distance(latest(&arena.state));
     let instruction = world.task().text();
     let mut settings = RuntimeConfig::new(KeyVocabulary::default());
     settings.history_frames = config.history_frames;
@@ -440,9 +494,12 @@ fn run_episode(
         std::thread::sleep(Duration::from_millis(10));
     }
     let summary = runtime.wait();
+    let distance_end = distance(latest(&arena.state));
     drop(arena);
     Ok(EpisodeResult {
         success_s,
+        distance_start,
+        distance_end,
         deadline_misses: summary.executor.deadline_misses,
         chunks_played: summary.executor.chunks_played,
     })
