@@ -55,13 +55,41 @@ fn crystal_icon(rgb: &mut [u8], x: usize, y: usize, col: [u8; 3]) {
     }
 }
 
+/// Splits `text` into lines of at most `width` characters at spaces.
+#[must_use]
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.len() + 1 + word.len() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    lines
+}
+
 /// Draws the HUD over the frame.
 pub fn draw(world: &World, rgb: &mut [u8]) {
-    bar(rgb, 0, 10);
-    text(rgb, 2, 1, &world.task().text(), TEXT);
+    let columns = (RENDER_W - 4) / 8;
+    let mut y = 1;
+    let mut lines: Vec<(String, [u8; 3])> = wrap(&world.task().text(), columns)
+        .into_iter()
+        .map(|l| (l, TEXT))
+        .collect();
     if let Some(message) = world.message() {
-        bar(rgb, 10, 20);
-        text(rgb, 2, 11, message, [255, 230, 140]);
+        lines.extend(
+            wrap(message, columns)
+                .into_iter()
+                .map(|l| (l, [255, 230, 140])),
+        );
+    }
+    bar(rgb, 0, 10 * lines.len());
+    for (line, colour) in &lines {
+        text(rgb, 2, y, line, *colour);
+        y += 10;
     }
     bar(rgb, RENDER_H - 11, RENDER_H);
     let y = RENDER_H - 10;

@@ -283,3 +283,27 @@ fn frames_are_not_blank_and_change_when_turning_or_moving() {
     w.render(&mut c);
     assert_eq!(b, c);
 }
+
+#[test]
+fn long_task_lines_wrap_at_spaces_within_the_frame() {
+    use lumine_arena::hud::wrap;
+    let lines = wrap("collect a yellow crystal, then open the yellow chest", 39);
+    assert_eq!(
+        lines,
+        ["collect a yellow crystal, then open the", "yellow chest"]
+    );
+    assert_eq!(wrap("talk to the guard", 39), ["talk to the guard"]);
+    // Drawn: the second line's row holds text pixels for a wrapped task.
+    let w = (0..200)
+        .map(|s| World::new(s, Some(TaskKind::CrystalChest)).unwrap())
+        .find(|w| w.task().text().len() > 39)
+        .unwrap();
+    let mut rgb = Vec::new();
+    w.render(&mut rgb);
+    let row = |y: usize| rgb[y * RENDER_W * 3..(y + 1) * RENDER_W * 3].to_vec();
+    assert!((11..19).any(|y| {
+        row(y)
+            .chunks(3)
+            .any(|p| p[0] > 200 && p[1] > 200 && p[2] > 200)
+    }));
+}
