@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use lumine_engine::CancelToken;
 use lumine_engine::chat::{Content, ContentPart, Message};
 use lumine_engine::generate::{self, GenerateOptions};
-use lumine_vision::{PreprocessConfig, Preprocessor, RgbImage};
+use lumine_vision::{PixelValues, PreprocessConfig, Preprocessor, RgbImage};
 use serde::Serialize;
 
 use crate::generate_cmd::ModelArgs;
@@ -37,6 +37,12 @@ pub struct PreprocessArgs {
     /// Timed repetitions (after 3 warm-up runs).
     #[arg(long, default_value_t = 50)]
     iterations: usize,
+    /// Threads per frame (`Preprocessor::with_threads`); 2 as in the engine.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Force the portable code instead of the AVX2 kernels (for comparison).
+    #[arg(long)]
+    portable: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -133,18 +139,26 @@ fn preprocess(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
         Some(path) => lumine_engine::image_io::load_rgb(path)?,
         None => synthetic_frame(args.size.0, args.size.1, 0),
     };
-    let mut preprocessor = Preprocessor::new(PreprocessConfig::default())?;
+    let mut preprocessor = Preprocessor::new(PreprocessConfig::default())?
+        .with_threads(args.threads)
+        .with_simd(!args.portable);
     let mut samples = Vec::with_capacity(args.iterations);
-    let mut grid = [0; 3];
+    // The output buffer is reused, as a frame loop does.
+    let mut pixels = PixelValues::default();
     for i in 0..args.iterations + 3 {
         let start = Instant::now();
-        let pixels = preprocessor.preprocess(image.as_ref_image())?;
+        preprocessor.preprocess_into(&mut pixels, image.as_ref_image())?;
         let ms = start.elapsed().as_secs_f64() * 1e3;
-        grid = pixels.grid_thw;
         if i >= 3 {
             samples.push(ms);
         }
     }
+    let grid = pixels.grid_thw;
+    let kernels = if preprocessor.uses_simd() {
+        "avx2"
+    } else {
+        "portable"
+    };
     let s = stats(samples);
     if args.json {
         #[derive(Serialize)]
@@ -152,19 +166,30 @@ fn preprocess(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
             width: u32,
             height: u32,
             grid_thw: [i64; 3],
+            threads: usize,
+            kernels: &'a str,
             stats: &'a Stats,
         }
         let out = Out {
             width: image.width,
             height: image.height,
             grid_thw: grid,
+            threads: preprocessor.threads(),
+            kernels,
             stats: &s,
         };
         println!("{}", serde_json::to_string(&out)?);
     } else {
         println!(
-            "preprocess {}x{} -> grid {:?}: median {:.3} ms, p90 {:.3} ms, min {:.3} ms ({} runs)",
-            image.width, image.height, grid, s.median_ms, s.p90_ms, s.min_ms, s.n
+            "preprocess {}x{} -> grid {:?} ({} threads, {kernels}): median {:.3} ms, p90 {:.3} ms, min {:.3} ms ({} runs)",
+            image.width,
+            image.height,
+            grid,
+            preprocessor.threads(),
+            s.median_ms,
+            s.p90_ms,
+            s.min_ms,
+            s.n
         );
     }
     Ok(ExitCode::SUCCESS)
