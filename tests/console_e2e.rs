@@ -39,7 +39,9 @@ fn request_close(display: &str, window: u32) {
     let delete = atom("WM_DELETE_WINDOW");
     let event = ClientMessageEvent::new(32, window, protocols, [delete, 0, 0, 0, 0]);
     conn.send_event(false, window, EventMask::NO_EVENT, event)
-        .expect("send");
+        .expect("send")
+        .check()
+        .expect("the server took the event");
     conn.flush().expect("flush");
 }
 
@@ -68,8 +70,12 @@ fn console_plays_the_embedded_default_and_closing_releases_everything() {
     let mut windows = X11Windows::connect(Some(&display)).expect("windows");
     let console = windows.find("Lumine Console").expect("the console window");
     assert_eq!((console.width, console.height), (1600, 900));
-    let mut capture = X11Capture::new(Some(&display), console.id).expect("capture");
-    let shot = capture.capture().expect("screenshot");
+    // The capture redirects the window while it lives: take one frame and
+    // let go, so the console presents as usual again.
+    let shot = X11Capture::new(Some(&display), console.id)
+        .expect("capture")
+        .capture()
+        .expect("screenshot");
     let dir_out = artifacts_dir();
     std::fs::create_dir_all(&dir_out).expect("artifacts dir");
     let path = dir_out.join("console-e2e.png");
@@ -95,6 +101,7 @@ fn console_plays_the_embedded_default_and_closing_releases_everything() {
     assert!(colours.len() > 200, "only {} colours: blank?", colours.len());
 
     // Closing the window stops the agent and releases every key.
+    eprintln!("closing window {:#x}", console.id.0);
     request_close(&display, u32::try_from(console.id.0).expect("x11 id"));
     let code = lumine.wait();
     let stderr = lumine.stderr();

@@ -225,7 +225,7 @@ fn session(
     let text = summary_text(&summary, dropped, misses);
     eprintln!("console: {text}");
     events.send(UiEvent::Ended {
-        state: summary.state.clone(),
+        state: summary.state,
         summary: text,
     });
     stop_arena(arena);
@@ -261,7 +261,7 @@ fn start_run(
         Mode::Reasoning => AgentMode::Reasoning,
     };
     let model = ModelArgs {
-        model: model_dir.clone(),
+        model: model_dir,
         provider: Some(match request.provider {
             Provider::Cpu => ProviderArg::Cpu,
             Provider::Cuda => ProviderArg::Cuda,

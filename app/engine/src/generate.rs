@@ -30,6 +30,10 @@ pub struct Prompt {
     pub images: Vec<PixelValues>,
     /// Time spent preprocessing the images, milliseconds.
     pub preprocess_ms: f64,
+    /// A caller's id for each image, if it has one: images with an id are
+    /// encoded once and their features reused ([`Model::encode_image_cached`]).
+    /// [`build_prompt`] leaves them all `None`.
+    pub image_ids: Vec<Option<u64>>,
 }
 
 impl Prompt {
@@ -62,6 +66,7 @@ pub fn build_prompt(
     })?;
     Ok(Prompt {
         input_ids: model.tokenizer.encode(&expanded)?,
+        image_ids: vec![None; pixels.len()],
         images: pixels,
         preprocess_ms,
     })
@@ -219,9 +224,12 @@ pub fn prefill(
     let image_token = model.manifest.tokens.image_pad;
 
     let start = Instant::now();
-    let mut features = Vec::with_capacity(prompt.images.len());
-    for image in &prompt.images {
-        features.push(model.encode_image(image, cancel)?);
+    let mut features: Vec<std::sync::Arc<[f32]>> = Vec::with_capacity(prompt.images.len());
+    for (i, image) in prompt.images.iter().enumerate() {
+        features.push(match prompt.image_ids.get(i).copied().flatten() {
+            Some(id) => model.encode_image_cached(id, image, cancel)?,
+            None => model.encode_image(image, cancel)?.into(),
+        });
     }
     timings.vision_ms = start.elapsed().as_secs_f64() * 1e3;
 
@@ -337,12 +345,14 @@ fn scatter_image_features(
     embeds: &mut [f32],
     ids: &[u32],
     image_token: u32,
-    features: &[Vec<f32>],
+    features: &[impl AsRef<[f32]>],
     hidden: usize,
 ) -> Result<(), EngineError> {
-    let mut rows = features.iter().flat_map(|f| f.chunks_exact(hidden));
+    let mut rows = features
+        .iter()
+        .flat_map(|f| f.as_ref().chunks_exact(hidden));
     let slots = ids.iter().filter(|&&id| id == image_token).count();
-    let available: usize = features.iter().map(|f| f.len() / hidden).sum();
+    let available: usize = features.iter().map(|f| f.as_ref().len() / hidden).sum();
     if slots != available {
         return Err(EngineError::Input(format!(
             "the prompt has {slots} image tokens but the images gave {available} features"

@@ -506,7 +506,7 @@ pub(crate) mod tests {
         let loaded = Manifest::from_ron(&old, Path::new("m.ron")).unwrap();
         assert_eq!(loaded.partitions, 1);
         assert_eq!(loaded.partition, None);
-        assert_eq!(loaded.rank_graphs(), vec![m.graphs.decoder.clone()]);
+        assert_eq!(loaded.rank_graphs(), vec![m.graphs.decoder]);
     }
 
     #[test]

@@ -104,6 +104,19 @@ pub struct Model {
     past_names: Vec<(String, String)>,
     present_names: Vec<(String, String)>,
     vocab_index: OnceLock<Arc<VocabIndex>>,
+    /// Image features by the caller's image id, for frames that stay in the
+    /// context for many steps (encoded once, not once per step).
+    vision_cache: VisionCache,
+}
+
+/// Images whose features are kept (more than the longest context window).
+const VISION_CACHE_CAPACITY: usize = 64;
+
+/// Recently encoded images' features, least recently used evicted first.
+#[derive(Debug, Default)]
+struct VisionCache {
+    entries: std::collections::HashMap<u64, (Arc<[f32]>, u64)>,
+    tick: u64,
 }
 
 impl std::fmt::Debug for Model {
@@ -208,6 +221,7 @@ impl Model {
             embed,
             decoder,
             vocab_index: OnceLock::new(),
+            vision_cache: VisionCache::default(),
         })
     }
 
@@ -236,6 +250,39 @@ impl Model {
     /// Preprocesses an RGB frame into `pixel_values` (reusing internal buffers).
     pub fn preprocess(&mut self, image: RgbImageRef<'_>) -> Result<PixelValues, EngineError> {
         Ok(self.preprocessor.preprocess(image)?)
+    }
+
+    /// [`Model::encode_image`] through a cache: `id` names the image (the
+    /// caller guarantees one id is never reused for different pixels), and
+    /// an image already encoded under it is not encoded again.
+    ///
+    /// # Errors
+    /// As [`Model::encode_image`].
+    pub fn encode_image_cached(
+        &mut self,
+        id: u64,
+        pixels: &PixelValues,
+        cancel: &CancelToken,
+    ) -> Result<Arc<[f32]>, EngineError> {
+        self.vision_cache.tick += 1;
+        let tick = self.vision_cache.tick;
+        if let Some((features, used)) = self.vision_cache.entries.get_mut(&id) {
+            *used = tick;
+            return Ok(Arc::clone(features));
+        }
+        let features: Arc<[f32]> = self.encode_image(pixels, cancel)?.into();
+        let cache = &mut self.vision_cache;
+        if cache.entries.len() >= VISION_CACHE_CAPACITY
+            && let Some(&oldest) = cache
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(id, _)| id)
+        {
+            cache.entries.remove(&oldest);
+        }
+        cache.entries.insert(id, (Arc::clone(&features), tick));
+        Ok(features)
     }
 
     /// Runs the vision encoder on one image; returns `[tokens * hidden]` features.

@@ -464,11 +464,14 @@ struct Job {
     run: Arc<RunOptions>,
 }
 
+/// Keys and values of every layer, as a rank's session takes and returns them.
+type LayerKv = Vec<(DynValue, DynValue)>;
+
 /// What a rank hands back: its past (always, so the cache survives an error) and
-/// its outputs or error.
+/// its outputs (logits on rank 0, the new keys and values) or error.
 struct Done {
-    past: Vec<(DynValue, DynValue)>,
-    outcome: Result<(Option<Vec<f32>>, Vec<(DynValue, DynValue)>), EngineError>,
+    past: LayerKv,
+    outcome: Result<(Option<Vec<f32>>, LayerKv), EngineError>,
 }
 
 struct Rank {
@@ -695,7 +698,7 @@ impl RankExecutor {
             // A dead rank took its part of the cache with it.
             cache.restore_layers(Vec::new());
         }
-        let failure = self.group.poisoned().map(|(rank, message)| (rank, message));
+        let failure = self.group.poisoned();
         if cancel.is_cancelled() && (failure.is_some() || first_error.is_some()) {
             return Err(EngineError::Cancelled);
         }

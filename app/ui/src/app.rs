@@ -71,7 +71,7 @@ impl std::fmt::Debug for ConsoleApp {
 }
 
 /// What the UI asked for this frame (collected while drawing, acted on after).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Action {
     Start,
     Pause,
@@ -278,6 +278,7 @@ impl ConsoleApp {
         self.settings.instruction = self.drafts.instruction.trim().to_owned();
         self.save_settings();
         if let Some(session) = self.session.take() {
+            eprintln!("console: closing: stopping the run");
             let _ = session.commands.try_send(Command::Stop);
             let deadline = Instant::now() + SHUTDOWN_WAIT;
             while !session.thread.is_finished() && Instant::now() < deadline {
@@ -321,6 +322,7 @@ impl eframe::App for ConsoleApp {
     }
 
     fn on_exit(&mut self) {
+        eprintln!("console: window closed");
         self.shutdown();
     }
 }

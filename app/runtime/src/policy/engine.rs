@@ -56,6 +56,11 @@ pub struct EnginePolicy {
     previous_group: Vec<String>,
     /// Where the last turn spent its time (for the console's latency plots).
     last_stages: Option<crate::PolicyStages>,
+    /// Ids of the frames in the context, so the engine encodes each frame
+    /// once while it stays in the window. The weak handle pins the frame's
+    /// address: an id is never given to different pixels.
+    frame_ids: Vec<(std::sync::Weak<RgbImage>, u64)>,
+    next_frame_id: u64,
 }
 
 impl std::fmt::Debug for EnginePolicy {
@@ -90,7 +95,25 @@ impl EnginePolicy {
             sampler: TurnSampler::new(lumine_engine::sampler::Sampling::Greedy),
             previous_group: Vec::new(),
             last_stages: None,
+            frame_ids: Vec::new(),
+            next_frame_id: 0,
         }
+    }
+
+    /// The id of `frame` for the engine's vision cache.
+    fn frame_id(&mut self, frame: &SharedFrame) -> u64 {
+        self.frame_ids.retain(|(weak, _)| weak.strong_count() > 0);
+        if let Some((_, id)) = self
+            .frame_ids
+            .iter()
+            .find(|(weak, _)| std::ptr::eq(weak.as_ptr(), Arc::as_ptr(frame)))
+        {
+            return *id;
+        }
+        let id = self.next_frame_id;
+        self.next_frame_id += 1;
+        self.frame_ids.push((Arc::downgrade(frame), id));
+        id
     }
 
     /// The model (its manifest has the prompts, frame size and mouse scale).
@@ -181,8 +204,20 @@ impl Policy for EnginePolicy {
     ) -> Result<Turn, PolicyError> {
         self.cancel.reset();
         let (messages, images) = to_engine_messages(observation.messages);
-        let prompt =
+        let mut prompt =
             generate::build_prompt(&mut self.model, &messages, &images).map_err(engine_error)?;
+        // The frames in prompt order (as to_engine_messages collected them).
+        let frames: Vec<SharedFrame> = observation
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::User)
+            .flat_map(|m| &m.parts)
+            .filter_map(|p| match p {
+                Part::Frame(frame) => Some(Arc::clone(frame)),
+                Part::Text(_) => None,
+            })
+            .collect();
+        prompt.image_ids = frames.iter().map(|f| Some(self.frame_id(f))).collect();
         let options = TurnOptions {
             max_draft_tokens: self.options.max_draft_tokens,
             max_tokens: self.options.max_new_tokens,

@@ -6,13 +6,16 @@ use egui_plot::{HLine, Legend, Line, Plot, PlotPoints};
 
 use crate::app::ConsoleApp;
 
+/// One plotted stage: its legend name and how to read it from a step.
+type Stage = (&'static str, fn(&lumine_runtime::StageLatency) -> f64);
+
 pub(crate) fn draw(app: &ConsoleApp, ui: &mut egui::Ui) {
     let tr = &app.tr;
     let m = &app.model;
     ui.heading(tr.tr("latency"));
     let height = (ui.available_height() - 24.0).max(80.0);
     ui.columns(2, |cols| {
-        let stages: [(&str, fn(&lumine_runtime::StageLatency) -> f64); 7] = [
+        let stages: [Stage; 7] = [
             ("capture", |l| l.capture_ms),
             ("scale", |l| l.scale_ms),
             ("preprocess", |l| l.preprocess_ms),
