@@ -98,7 +98,11 @@ fn console_plays_the_embedded_default_and_closing_releases_everything() {
         .collect();
     colours.sort_unstable();
     colours.dedup();
-    assert!(colours.len() > 200, "only {} colours: blank?", colours.len());
+    assert!(
+        colours.len() > 200,
+        "only {} colours: blank?",
+        colours.len()
+    );
 
     // Closing the window stops the agent and releases every key.
     eprintln!("closing window {:#x}", console.id.0);
