@@ -185,8 +185,15 @@ fn session(
                     match &event.kind {
                         EventKind::DeadlineMiss { .. } => misses += 1,
                         EventKind::StepDecided(step) => eprintln!(
-                            "console: step {} {:?} first chunk {:.1} ms: {}",
-                            step.step, step.actor, step.latency.first_chunk_ms, step.action
+                            "console: step {} {:?} first chunk {:.1} ms: {}{}",
+                            step.step,
+                            step.actor,
+                            step.latency.first_chunk_ms,
+                            step.action,
+                            step.thought
+                                .as_deref()
+                                .map(|t| format!("  <{t}>"))
+                                .unwrap_or_default()
                         ),
                         EventKind::State(state) => eprintln!("console: state {state:?}"),
                         _ => {}
