@@ -21,9 +21,6 @@ use crate::textures::Textures;
 /// burst never freezes the UI).
 const EVENTS_PER_FRAME: usize = 4096;
 
-/// Shortest time between repaints caused by runtime events.
-const REPAINT_EVERY: Duration = Duration::from_millis(40);
-
 /// How long closing waits for the run to release everything and end.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
@@ -94,15 +91,16 @@ impl ConsoleApp {
         let loaded = store.load();
         let ctx_cell: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
         let wake_cell = Arc::clone(&ctx_cell);
-        // Events come at up to ~40 per second (chunks, frames, context); a
-        // repaint per batch, at most every REPAINT_EVERY, keeps a software
-        // renderer from eating the cores the model needs.
+        // Events come at up to ~40 per second (chunks, frames, context); one
+        // repaint per batch, at most `max_ui_fps` a second, keeps a software
+        // renderer (no GPU) from taking the cores the model needs.
+        let settings = loaded.settings;
+        let repaint_every = Duration::from_secs_f64(1.0 / f64::from(settings.max_ui_fps.max(1)));
         let (ui_tx, ui_rx) = ui_channel(Arc::new(move || {
             if let Some(ctx) = wake_cell.get() {
-                ctx.request_repaint_after(REPAINT_EVERY);
+                ctx.request_repaint_after(repaint_every);
             }
         }));
-        let settings = loaded.settings;
         ConsoleApp {
             tr: Translator::new(settings.lang),
             drafts: Drafts {
@@ -161,7 +159,9 @@ impl ConsoleApp {
         // Keep animations (evictions leaving, the FPS figure) moving while a
         // run is alive; events wake the UI anyway.
         if self.model.phase().is_active() {
-            ctx.request_repaint_after(Duration::from_millis(100));
+            ctx.request_repaint_after(Duration::from_secs_f64(
+                1.0 / f64::from(self.settings.max_ui_fps.max(1)),
+            ));
         }
     }
 

@@ -41,6 +41,10 @@ pub struct ConsoleSettings {
     pub record: bool,
     /// Where recordings go (a new folder per run inside it).
     pub record_dir: Option<PathBuf>,
+    /// Most repaints a second while a run streams events. Without a GPU the
+    /// console renders on the CPU (lavapipe) and competes with the model:
+    /// 10 keeps the 5 Hz frames smooth and leaves the cores to the agent.
+    pub max_ui_fps: u32,
 }
 
 impl Default for ConsoleSettings {
@@ -57,6 +61,7 @@ impl Default for ConsoleSettings {
             instruction: String::new(),
             record: false,
             record_dir: None,
+            max_ui_fps: 10,
         }
     }
 }
