@@ -403,6 +403,14 @@ impl Kernel for AllReduceKernel {
     }
 }
 
+/// Serialises the creation of sessions that register the operator domain: ONNX
+/// Runtime adds a custom domain to a process-wide table (ONNX's DomainToVersionRange)
+/// with a check-then-insert that is not atomic, so the first ranks of a process
+/// opening their graphs at the same moment sometimes failed ("Trying to add a domain
+/// to DomainToVersion map, but the domain is already exist"; seen in 2 of 6 fresh
+/// `lumine bench tokens` processes on the partitioned test models).
+static REGISTER_DOMAIN: Mutex<()> = Mutex::new(());
+
 /// Opens rank `rank`'s decoder graph with the reduction operator registered.
 pub fn open_rank_session(
     runtime: &OrtRuntime,
@@ -424,6 +432,9 @@ pub fn open_rank_session(
     options.device_id = options.device_id.saturating_add(rank as u32);
     let providers = provider::dispatch(&options)?;
     let domain = AllReduceSum::new(rank, group).domain().map_err(err)?;
+    let _serial = REGISTER_DOMAIN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     Session::builder(&runtime.environment)
         .map_err(|e| EngineError::onnx(&graph, e))?
         .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
