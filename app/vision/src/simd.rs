@@ -217,7 +217,7 @@ mod x86 {
             norm: &Normalize,
             out: &mut [f32],
         ) -> bool {
-            if p != 14 || 3 * t * 14 * 14 > MAX_COLS {
+            if p != 14 || m * m * 3 * t * 14 * 14 > MAX_COLS {
                 return false;
             }
             // SAFETY: `self` exists only if the CPU has AVX2 and FMA.
@@ -236,8 +236,9 @@ mod x86 {
     /// (strong downscales; the product frame has 2).
     const MAX_PAIRS: usize = 8;
 
-    /// Longest `pixel_values` row the patchify kernel stages (`t <= 4`).
-    const MAX_COLS: usize = 4 * 3 * 14 * 14;
+    /// Most `pixel_values` the patchify kernel stages: one merge window's
+    /// rows (`m · m` of them), up to 4 rows of `t = 2` (18.8 KB, in L1).
+    const MAX_COLS: usize = 4 * 2 * 3 * 14 * 14;
 
     /// 16 bytes of `s` from `off`.
     #[inline(always)]
@@ -610,17 +611,19 @@ mod x86 {
         // One output row, assembled in L1 and then copied out in one go:
         // stores straight to the 4.7 KB rows (half of them duplicates, at
         // every alignment) ran at about half the speed.
-        // One output row is assembled in L1, then copied out with aligned
-        // streaming stores (see `copy_row`).
+        // One merge window's rows (contiguous in `out`) are assembled in L1,
+        // then copied out with aligned streaming stores (see `copy_row`):
+        // 18.8 KB bursts ran ~25% faster than one 4.7 KB row at a time.
         let mut stage = [0f32; MAX_COLS];
-        let stage = &mut stage[..cols];
-        let mut dst_rows = out.chunks_exact_mut(cols);
+        let stage = &mut stage[..m * m * cols];
+        let mut dst_windows = out.chunks_exact_mut(m * m * cols);
         for bw in 0..gw / m {
+            let Some(dst) = dst_windows.next() else {
+                break;
+            };
             for mh in 0..m {
                 for mw in 0..m {
-                    let Some(dst) = dst_rows.next() else {
-                        break;
-                    };
+                    let stage = &mut stage[(mh * m + mw) * cols..][..cols];
                     let (y0, x0) = (mh * P, (bw * m + mw) * P);
                     for y in 0..P {
                         let line = &band[(y0 + y) * row_bytes + x0 * 3..][..3 * P];
@@ -636,9 +639,9 @@ mod x86 {
                             }
                         }
                     }
-                    copy_row(dst, stage);
                 }
             }
+            copy_row(dst, stage);
         }
         _mm_sfence();
     }
@@ -719,6 +722,8 @@ mod tests {
             (6, 1, 4),
             (4, 3, 5),
         ] {
+            // More than 4 rows of t = 2 per merge window: the portable code runs.
+            let kernel = t <= 2;
             let row_bytes = gw * 14 * 3;
             let band = noise(28 * row_bytes, seed);
             let cols = 3 * t * 196;
@@ -729,9 +734,11 @@ mod tests {
             for fma in [true, false] {
                 norm.fma_exact = fma;
                 let mut got = vec![f32::NAN; rows * cols];
-                assert!(patchify_band(
-                    isa, &band, row_bytes, 14, 2, t, &norm, &mut got
-                ));
+                let ran = patchify_band(isa, &band, row_bytes, 14, 2, t, &norm, &mut got);
+                assert_eq!(ran, kernel, "t {t}");
+                if !ran {
+                    continue;
+                }
                 let same = got
                     .iter()
                     .zip(&want)
