@@ -20,8 +20,14 @@ fn read_json(path: &Path) -> Value {
 }
 
 fn check_case(model: &str, case: &str) {
+    check_case_against(model, model, case);
+}
+
+/// `model` must reproduce the golden files of `source` (the same checkpoint).
+fn check_case_against(model: &str, source: &str, case: &str) {
     let dir = models_dir().join(model);
-    let golden = read_json(&dir.join(format!("golden/{case}.golden.json")));
+    let golden_dir = models_dir().join(source).join("golden");
+    let golden = read_json(&golden_dir.join(format!("{case}.golden.json")));
     let new_tokens = golden["greedy_tokens"].as_array().unwrap().len();
     let config = tempfile::tempdir().unwrap();
     let out = lumine(&config)
@@ -29,7 +35,7 @@ fn check_case(model: &str, case: &str) {
         .arg("--model")
         .arg(&dir)
         .arg("--messages")
-        .arg(dir.join(format!("golden/{case}.messages.json")))
+        .arg(golden_dir.join(format!("{case}.messages.json")))
         .args(["--greedy", "--json", "--no-stop", "--top-logits", "10"])
         .args(["--max-new-tokens", &new_tokens.to_string()])
         .output()
@@ -182,6 +188,22 @@ fn model_check(dir: &Path) -> (Option<i32>, String) {
         .output()
         .unwrap();
     (out.status.code(), stdout(&out) + &stderr(&out))
+}
+
+#[test]
+fn the_untrained_bundled_model_is_test_tiny_at_a_smaller_frame() {
+    // Same checkpoint, only the runtime frame size differs: transformers' goldens hold.
+    for case in ["b", "c"] {
+        check_case_against("untrained-tiny", "test-tiny", case);
+    }
+}
+
+#[test]
+fn the_bundled_default_model_passes_model_check() {
+    let name = std::fs::read_to_string(models_dir().join("DEFAULT")).unwrap();
+    let dir = models_dir().join(name.trim());
+    let (code, text) = model_check(&dir);
+    assert_eq!(code, Some(0), "{}: {text}", dir.display());
 }
 
 #[test]
