@@ -608,9 +608,6 @@ mod x86 {
                 _mm256_div_ps(x, std[c])
             }
         };
-        // One output row, assembled in L1 and then copied out in one go:
-        // stores straight to the 4.7 KB rows (half of them duplicates, at
-        // every alignment) ran at about half the speed.
         // One merge window's rows (contiguous in `out`) are assembled in L1,
         // then copied out with aligned streaming stores (see `copy_row`):
         // 18.8 KB bursts ran ~25% faster than one 4.7 KB row at a time.
