@@ -60,7 +60,7 @@ fn console_plays_the_embedded_default_and_closing_releases_everything() {
         &[("LUMINE_CONSOLE_SETTINGS", settings.as_os_str())],
     );
     // The bundled model plays the arena: steps decided and chunks played.
-    lumine.wait_stderr_count("console: step", 15, Duration::from_secs(120));
+    lumine.wait_stderr_count(" Agent first chunk", 15, Duration::from_secs(120));
     assert!(
         lumine.stderr().contains("on \"Lumine Arena\""),
         "{}",

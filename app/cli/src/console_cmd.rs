@@ -196,6 +196,9 @@ fn session(
                                 .unwrap_or_default()
                         ),
                         EventKind::State(state) => eprintln!("console: state {state:?}"),
+                        EventKind::TurnRejected { step, error } => {
+                            eprintln!("console: step {step} rejected, keys released: {error}");
+                        }
                         _ => {}
                     }
                     events.send_lossy(UiEvent::Runtime(event));

@@ -110,3 +110,39 @@ fn the_model_decodes_under_the_grammar_and_every_turn_is_played() {
         assert_eq!(turn.format(&keys), action);
     }
 }
+
+#[test]
+fn a_turn_that_runs_out_of_tokens_is_rejected_and_the_run_goes_on() {
+    let model = model();
+    let mut config = RuntimeConfig::new(model.keys.clone());
+    config
+        .system_prompt
+        .clone_from(&model.manifest.prompts.reasoning);
+    config.frame_size = Some((112, 56));
+    config.history_frames = 2;
+    config.lockstep = true;
+    let frames = DirFrames::open(&model_dir().join("golden")).unwrap();
+    // Four tokens cannot hold a whole action: every turn is cut short.
+    let options = EnginePolicyOptions {
+        max_new_tokens: 4,
+        ..EnginePolicyOptions::default()
+    };
+    let runtime = Runtime::start(
+        RuntimeParts {
+            frames: FrameInput::Directory(frames),
+            sink: Box::new(DryRunSink::new()),
+            focus: None,
+            monitor: None,
+            policy: Box::new(EnginePolicy::new(model, options)),
+            record: None,
+        },
+        config,
+    )
+    .unwrap();
+    let summary = runtime.wait();
+    // Each step is lost, nothing of it is played, and the run ends normally
+    // when the frames do, instead of failing on the first short turn.
+    assert_eq!(summary.state, RunState::Stopped(StopReason::Finished));
+    assert_eq!(summary.rejected, 3, "{summary:?}");
+    assert_eq!(summary.executor.chunks_played, 0, "{summary:?}");
+}

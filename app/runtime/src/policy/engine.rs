@@ -188,6 +188,11 @@ pub fn to_engine_messages(messages: &[ChatMessage<SharedFrame>]) -> (Vec<Message
 fn engine_error(err: EngineError) -> PolicyError {
     match err {
         EngineError::Cancelled => PolicyError::Cancelled,
+        // A turn that did not finish (e.g. a thought that used up the token
+        // budget) costs its step; the next frame gets a fresh turn.
+        EngineError::Decode(message) => {
+            PolicyError::Rejected(format!("model: decoding: {message}"))
+        }
         other => PolicyError::Failed(format!("model: {other}")),
     }
 }

@@ -75,6 +75,10 @@ pub enum PolicyError {
     /// The turn was cancelled (pause, stop).
     #[error("cancelled")]
     Cancelled,
+    /// The policy produced no complete turn this step (a model that ran out
+    /// of its token budget mid-thought): the step is lost, the run goes on.
+    #[error("{0}")]
+    Rejected(String),
     /// The policy cannot go on (the model failed, a file vanished).
     #[error("{0}")]
     Failed(String),
