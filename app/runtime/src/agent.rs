@@ -448,6 +448,19 @@ impl Agent {
 
     /// Lockstep: plays a complete turn from now, keeping keys held after it.
     fn play_now(&mut self, epoch: u64, step: u64, events: Vec<StreamEvent>) {
+        let grid = self.run_from_now(epoch, step, events, false);
+        self.grid = Some((epoch, grid));
+    }
+
+    /// Sends a whole turn to the executor and starts its grid from now;
+    /// after it, the keys stay held (`release_at_end` false) or are released.
+    fn run_from_now(
+        &mut self,
+        epoch: u64,
+        step: u64,
+        events: Vec<StreamEvent>,
+        release_at_end: bool,
+    ) -> Grid {
         let mut first_chunk = None;
         // The chunks first: the executor holds them until their grid starts,
         // so a preempted agent thread cannot make the first one late.
@@ -468,9 +481,9 @@ impl Agent {
         let _ = self.exec.send(ExecMsg::Run {
             epoch,
             grid,
-            end_after: Some((step, false)),
+            end_after: Some((step, release_at_end)),
         });
-        self.grid = Some((epoch, grid));
+        grid
     }
 
     /// Context, event and record for a decided step.
@@ -578,26 +591,9 @@ impl Agent {
         };
         let epoch = self.control.epoch();
         let step = self.next_step;
-        let mut first_chunk = None;
-        stream_turn(&turn, &mut |event| {
-            forward_event(
-                &self.exec,
-                &self.events,
-                epoch,
-                step,
-                &mut first_chunk,
-                event,
-            );
-        });
-        let grid = Grid {
-            anchor: Instant::now() + LOCKSTEP_LEAD,
-            first_step: step,
-        };
-        let _ = self.exec.send(ExecMsg::Run {
-            epoch,
-            grid,
-            end_after: Some((step, true)),
-        });
+        let mut events = Vec::new();
+        stream_turn(&turn, &mut |event| events.push(event));
+        self.run_from_now(epoch, step, events, true);
         // The next run starts a fresh grid.
         self.grid = None;
         self.next_step = step + 1;
