@@ -2,22 +2,11 @@
 //! must reproduce the golden files made by models/export/make_golden.py, and
 //! `lumine model check` must reject broken model directories with usable messages.
 
-use std::path::{Path, PathBuf};
-
-use lumine_tests::{lumine, stderr, stdout};
+use lumine_tests::{lumine, model_check, models_dir, read_json, stderr, stdout};
 use serde_json::Value;
 
 /// Largest allowed difference between our logits and transformers'.
 const LOGIT_TOLERANCE: f64 = 1e-4;
-
-fn models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
 
 fn check_case(model: &str, case: &str) {
     check_case_against(model, model, case);
@@ -178,16 +167,6 @@ fn model_copy() -> tempfile::TempDir {
         }
     }
     dst
-}
-
-fn model_check(dir: &Path) -> (Option<i32>, String) {
-    let config = tempfile::tempdir().unwrap();
-    let out = lumine(&config)
-        .args(["model", "check"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    (out.status.code(), stdout(&out) + &stderr(&out))
 }
 
 #[test]

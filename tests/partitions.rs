@@ -6,25 +6,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use lumine_tests::{lumine, stderr, stdout};
+use lumine_tests::{lumine, model_check, models_dir, read_json, stderr, stdout};
 use serde_json::Value;
 
 /// Largest allowed difference between our logits and transformers' (and between
 /// partitionings).
 const LOGIT_TOLERANCE: f64 = 1e-4;
 
-fn models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
-}
-
 fn golden_dir() -> PathBuf {
     // The partitioned exports come from the same checkpoint as test-tiny.
     models_dir().join("test-tiny/golden")
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
 }
 
 fn generate(model: &Path, case: &str, new_tokens: usize) -> Output {
@@ -102,16 +93,6 @@ fn two_partitions_match_golden_and_one_partition() {
 #[test]
 fn four_partitions_match_golden_and_one_partition() {
     check_partitioned("test-tiny-tp4");
-}
-
-fn model_check(dir: &Path) -> (Option<i32>, String) {
-    let config = tempfile::tempdir().unwrap();
-    let out = lumine(&config)
-        .args(["model", "check"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    (out.status.code(), stdout(&out) + &stderr(&out))
 }
 
 #[test]

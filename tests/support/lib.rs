@@ -70,3 +70,25 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// The repository's `models/` folder.
+pub fn models_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
+}
+
+/// A JSON file, parsed (panics with the path on error).
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `lumine model check DIR`: its exit code and everything it printed.
+pub fn model_check(dir: &std::path::Path) -> (Option<i32>, String) {
+    let config = tempfile::tempdir().expect("temp dir");
+    let out = lumine(&config)
+        .args(["model", "check"])
+        .arg(dir)
+        .output()
+        .expect("run lumine model check");
+    (out.status.code(), stdout(&out) + &stderr(&out))
+}
