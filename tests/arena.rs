@@ -177,3 +177,33 @@ fn eval_arena_runs_the_expert_through_the_real_path() {
         assert!(run["distance_start"].as_u64().unwrap() > 0, "{run}");
     }
 }
+
+#[test]
+fn the_bundled_policy_moves_toward_its_goal_in_real_time() {
+    // The trained default model (models/DEFAULT), the real path: the arena window on a private
+    // Xvfb, X11 capture, the engine, the 30 Hz executor, XTest. A short episode on a layout it
+    // never saw in training (seeds from 1,000,000); the arena measures the path length to the
+    // goal at the start and at the end.
+    let name = std::fs::read_to_string(lumine_tests::models_dir().join("DEFAULT")).unwrap();
+    let model = lumine_tests::models_dir().join(name.trim());
+    let config = tempfile::tempdir().unwrap();
+    // The release binary, as a user runs it: a debug build cannot keep the 200 ms step.
+    let run = std::process::Command::new(lumine_tests::lumine_release_bin())
+        .env("LUMINE_CONFIG", config.path().join("config.ron"))
+        .args(["eval", "arena", "--model"])
+        .arg(&model)
+        .args(["--xvfb", "--json", "--episodes", "1", "--tasks", "chest"])
+        .args(["--seed", "1000000", "--timeout", "20"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let report: Value = serde_json::from_str(stdout(&run).trim()).unwrap();
+    let episode = &report["runs"][0];
+    let start = episode["distance_start"].as_u64().expect("distance at the start");
+    let end = episode["distance_end"].as_u64().expect("distance at the end");
+    assert!(
+        episode["success"] == true || end < start,
+        "the agent did not get closer to the chest: {episode}"
+    );
+    assert!(report["chunks_played"].as_u64().unwrap() > 30, "{report}");
+}

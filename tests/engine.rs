@@ -170,11 +170,38 @@ fn model_copy() -> tempfile::TempDir {
 }
 
 #[test]
-fn the_untrained_bundled_model_is_test_tiny_at_a_smaller_frame() {
-    // Same checkpoint, only the runtime frame size differs: transformers' goldens hold.
+fn the_trained_arena_policy_agrees_with_its_checkpoint_and_manifest() {
+    // The committed graphs reproduce transformers on the committed checkpoint (hf/), through
+    // the goldens the training pipeline wrote (models/train/train_arena.sh).
     for case in ["b", "c"] {
-        check_case_against("untrained-tiny", "test-tiny", case);
+        check_case_against("arena-tiny", "arena-tiny", case);
     }
+    // The manifest describes that checkpoint, at the frame size and prompts it was trained with.
+    let dir = models_dir().join("arena-tiny");
+    let (code, text) = model_check(&dir);
+    assert_eq!(code, Some(0), "{text}");
+    let manifest = std::fs::read_to_string(dir.join("manifest.ron")).unwrap();
+    let hf = read_json(&dir.join("hf/config.json"));
+    let text_config = &hf["text_config"];
+    for (field, value) in [
+        ("hidden_size", &text_config["hidden_size"]),
+        ("num_layers", &text_config["num_hidden_layers"]),
+        ("vocab_size", &text_config["vocab_size"]),
+        ("embed_dim", &hf["vision_config"]["embed_dim"]),
+    ] {
+        assert!(
+            manifest.contains(&format!("{field}: {value}")),
+            "manifest.ron {field} is not the checkpoint's {value}"
+        );
+    }
+    assert!(manifest.contains("frame: (width: 256, height: 144)"), "{manifest}");
+    assert!(
+        manifest.contains("instruction: \"You play the game with the keyboard and mouse."),
+        "the arena prompts the policy was trained with: {manifest}"
+    );
+    // The training log ends with the saved checkpoint.
+    let log = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
+    assert!(log.lines().last().unwrap().contains("\"saved\""), "{log}");
 }
 
 #[test]

@@ -46,7 +46,7 @@ import torch  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from lumine_prompts import INSTRUCTION_PROMPT, REASONING_PROMPT  # noqa: E402
+from lumine_prompts import INSTRUCTION_PROMPT, PROMPT_SETS  # noqa: E402
 from qwen2vl_config import Qwen2VLFiles, read_config  # noqa: E402
 from qwen2vl_modules import Decoder, TokenEmbedding, VisionEncoder  # noqa: E402
 
@@ -252,8 +252,9 @@ def token_ids(tokenizer_json: Path) -> dict[str, int]:
 
 
 def write_manifest(path: Path, name: str, cfg: Qwen2VLFiles, ids: dict[str, int], frame: tuple[int, int],
-                   mouse: tuple[float, float], keys_file: str, partitions: int = 1) -> None:
+                   mouse: tuple[float, float], keys_file: str, partitions: int = 1, prompts: str = "default") -> None:
     t, v, pp = cfg.text, cfg.vision, cfg.preprocess
+    instruction_prompt, reasoning_prompt = PROMPT_SETS[prompts]
     from partition import DOMAIN, OP, rank_file
 
     decoder = "decoder_model_merged.onnx" if partitions == 1 else rank_file(0)
@@ -281,7 +282,7 @@ def write_manifest(path: Path, name: str, cfg: Qwen2VLFiles, ids: dict[str, int]
         '  tokenizer: "tokenizer.json",',
         f"  key_vocabulary: {ron_str(keys_file)},",
         f"  mouse_scale: (x: {ron_float(mouse[0])}, y: {ron_float(mouse[1])}),",
-        f"  prompts: (instruction: {ron_str(INSTRUCTION_PROMPT)}, reasoning: {ron_str(REASONING_PROMPT)}),",
+        f"  prompts: (instruction: {ron_str(instruction_prompt)}, reasoning: {ron_str(reasoning_prompt)}),",
         f"  partitions: {partitions},",
     ]
     if partitions > 1:
@@ -291,7 +292,8 @@ def write_manifest(path: Path, name: str, cfg: Qwen2VLFiles, ids: dict[str, int]
     path.write_text("\n".join(lines) + "\n")
 
 
-def write_side_files(hf: Path, out: Path, cfg: Qwen2VLFiles, name: str, frame, mouse, partitions: int = 1) -> None:
+def write_side_files(hf: Path, out: Path, cfg: Qwen2VLFiles, name: str, frame, mouse, partitions: int = 1,
+                     prompts: str = "default") -> None:
     shutil.copyfile(hf / "tokenizer.json", out / "tokenizer.json")
     ids = token_ids(out / "tokenizer.json")
     if ids["image_pad"] != cfg.ids.image_token_id or ids["video_pad"] != cfg.ids.video_token_id:
@@ -313,7 +315,7 @@ def write_side_files(hf: Path, out: Path, cfg: Qwen2VLFiles, name: str, frame, m
         shutil.copyfile(DEFAULT_KEYS, out / "keys.ron")
     else:
         print(f"[export] WARNING: {DEFAULT_KEYS} does not exist yet; keys.ron not written")
-    write_manifest(out / "manifest.ron", name, cfg, ids, frame, mouse, "keys.ron", partitions)
+    write_manifest(out / "manifest.ron", name, cfg, ids, frame, mouse, "keys.ron", partitions, prompts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,6 +425,9 @@ def main() -> int:
                     help="write weights to GRAPH.onnx.data (auto: only for graphs over 1.5 GB)")
     ap.add_argument("--skip-check", action="store_true", help="do not compare with transformers (huge models)")
     ap.add_argument("--tolerance", type=float, default=1e-4)
+    ap.add_argument("--prompts", choices=sorted(PROMPT_SETS), default="default",
+                    help="system prompts written to the manifest (lumine_prompts.py; 'arena': the compact set "
+                         "the project's trained policies use)")
     ap.add_argument("--partitions", type=int, default=1,
                     help="tensor-parallel ranks of the decoder (must divide num_key_value_heads; default 1)")
     args = ap.parse_args()
@@ -459,7 +464,7 @@ def main() -> int:
     export_graphs(model, cfg, out, args.opset, args.partitions)
     name = args.name or (out.name if out.name.startswith("lumine") else f"lumine-{out.name}")
     mx, my = (float(x) for x in args.mouse_scale.split(","))
-    write_side_files(hf, out, cfg, name, args.frame, (mx, my), args.partitions)
+    write_side_files(hf, out, cfg, name, args.frame, (mx, my), args.partitions, args.prompts)
 
     if args.skip_check:
         print("[export] check against transformers skipped (--skip-check)")

@@ -39,3 +39,22 @@ REASONING_PROMPT = (
     "last plan failed, or a new goal appeared; otherwise answer with the action alone. The "
     "latest thought is your current goal. " + ACTION_FORMAT + " " + KEY_RULES
 )
+
+# Compact prompts for small models trained by the project (models/train): a 7B model reads
+# the full rules above, a tiny policy learns the format from its data, and every prompt
+# token costs prefill time on every step in real time on a CPU.
+ARENA_INSTRUCTION_PROMPT = (
+    "You play the game with the keyboard and mouse. Follow the operator's instruction. "
+    "Answer with one action: <|action_start|>DX DY DZ ; K1 ; K2 ; K3 ; K4 ; K5 ; K6<|action_end|>."
+)
+ARENA_REASONING_PROMPT = (
+    "You play the game with the keyboard and mouse. Think when the goal changes: "
+    "<|thought_start|>THOUGHT<|thought_end|>. The latest thought is your goal. "
+    "Answer with one action: <|action_start|>DX DY DZ ; K1 ; K2 ; K3 ; K4 ; K5 ; K6<|action_end|>."
+)
+
+#: Named prompt sets: name -> (instruction-mode prompt, reasoning-mode prompt).
+PROMPT_SETS = {
+    "default": (INSTRUCTION_PROMPT, REASONING_PROMPT),
+    "arena": (ARENA_INSTRUCTION_PROMPT, ARENA_REASONING_PROMPT),
+}

@@ -25,9 +25,4 @@ for n in 2 4; do
     "$PY" models/export/check_onnx.py --model "$dir" --golden models/test-tiny/golden
     du -sh "$dir"
 done
-# The console's bundled default until a trained arena policy replaces it (models/DEFAULT):
-# the tiny model's weights, exported for 256x144 frames so it runs in real time on two CPU cores.
-dir="models/untrained-tiny"
-rm -rf "$dir"
-"$PY" models/export/export.py --hf models/test-tiny/hf --out "$dir" --frame 256x144 --name lumine-untrained-tiny
-du -sh "$dir"
+# The console's bundled default (models/arena-tiny) is trained, not random: models/train/train_arena.sh.

@@ -454,6 +454,21 @@ pub fn run_episode(
     world: &mut World,
     mouse_scale: (f32, f32),
     max_steps: u64,
+    each: impl FnMut(u64, &World, &Decision),
+) -> Episode {
+    run_episode_perturbed(world, mouse_scale, max_steps, |_| {}, each)
+}
+
+/// [`run_episode`], but what plays is the decision after `perturb` changed
+/// it, while `each` still sees the expert's own decision. Demonstrations made
+/// this way show the expert recovering from states off its path (a policy
+/// that imitates it drifts there too), labelled with what the expert does
+/// from them. The expert plans knowing what really played.
+pub fn run_episode_perturbed(
+    world: &mut World,
+    mouse_scale: (f32, f32),
+    max_steps: u64,
+    mut perturb: impl FnMut(&mut Action),
     mut each: impl FnMut(u64, &World, &Decision),
 ) -> Episode {
     let mut expert = Expert::new(mouse_scale);
@@ -465,6 +480,7 @@ pub fn run_episode(
         each(steps, world, &decision);
         play_action(world, &pending, mouse_scale, &mut carry);
         pending = decision.action;
+        perturb(&mut pending);
         steps += 1;
     }
     Episode {

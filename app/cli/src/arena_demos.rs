@@ -10,8 +10,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Args;
-use lumine_action::{CHUNK_MS, CHUNKS_PER_ACTION, KeyVocabulary, STEP_MS};
-use lumine_arena::expert::run_episode;
+use lumine_action::{Action, CHUNK_MS, CHUNKS_PER_ACTION, Chunk, KeyVocabulary, STEP_MS};
+use lumine_arena::expert::run_episode_perturbed;
+use lumine_arena::rng::Rng;
 use lumine_arena::render::{RENDER_H, RENDER_W, scale_rgb};
 use lumine_arena::{TaskKind, World};
 use lumine_runtime::trajectory::{StepRecord, TrajectoryMeta, TrajectorySource, TrajectoryWriter};
@@ -45,6 +46,27 @@ pub struct DemosArgs {
     /// Give up on an episode after this many steps (it is not written).
     #[arg(long, value_name = "N", default_value_t = 600)]
     max_steps: u64,
+    /// Share of steps whose played action is disturbed (a random turn, or the
+    /// keys dropped) while the expert's own action is recorded: the
+    /// demonstrations then show recoveries from states off the expert's path.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    noise: f64,
+}
+
+/// Disturbs `action` with probability `p`: half the time a turn of up to
+/// ±60° is added, else its keys are dropped (the player stops for 200 ms).
+fn disturb(action: &mut Action, rng: &mut Rng, p: f64, mouse_scale: (f32, f32)) {
+    let draw = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    if draw >= p {
+        return;
+    }
+    if rng.index(2) == 0 {
+        // 0.2 degrees per pixel (the arena's turn rate): 300 px is 60 degrees.
+        let max_units = (300.0 / mouse_scale.0.max(0.1)).round() as i32;
+        action.dx = (action.dx + rng.range(-max_units, max_units)).clamp(-999, 999);
+    } else {
+        action.chunks = [Chunk::EMPTY; CHUNKS_PER_ACTION];
+    }
 }
 
 /// Runs `lumine arena demos`.
@@ -85,10 +107,13 @@ pub fn run(args: &DemosArgs) -> anyhow::Result<ExitCode> {
         let mut writer = TrajectoryWriter::create(&partial, &meta, Instant::now())?;
         let mut rgb = Vec::new();
         let mut error = None;
-        let episode = run_episode(
+        // Its own stream per episode, apart from the layout's: a seed names the same demonstration.
+        let mut noise_rng = Rng::new(seed ^ 0x6e6f_6973_6500_0000);
+        let episode = run_episode_perturbed(
             &mut world,
             args.mouse_scale,
             args.max_steps,
+            |action| disturb(action, &mut noise_rng, args.noise, args.mouse_scale),
             |step, world, decision| {
                 if error.is_some() {
                     return;

@@ -384,12 +384,13 @@ fn run_arena(args: &EvalArenaArgs, config: &Config) -> anyhow::Result<ExitCode> 
         ]);
         for (name, k) in rows {
             println!(
-                "| {name} | {} | {} | {:.0}% | {} |",
+                "| {name} | {} | {} | {:.0}% | {} | {:.2} |",
                 k.episodes,
                 k.successes,
                 k.success_rate * 100.0,
                 k.mean_seconds
-                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}"))
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}")),
+                k.mean_progress
             );
         }
         println!(

@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""Train the practice arena's policy: the Lumine recipe in miniature, on the CPU.
+
+    python models/train/train_policy.py --demos DEMOS_DIR --base models/test-tiny/hf \
+        --out WORK/hf --log WORK/train_log.jsonl --seed 0
+
+Input: trajectories in the format of `lumine record` / `lumine arena demos` (one folder per
+episode: meta.json, steps.jsonl, frames/*.jpg). Output: a Hugging Face Qwen2-VL checkpoint
+(same architecture and tokenizer as --base, fresh seeded weights) that models/export/export.py
+turns into a model directory.
+
+Each training sequence is exactly what the runtime shows the model (lumine-context, SPEC.md
+section 4): the system prompt, then user/assistant turns, the goal text before the oldest frame
+of the window, at most --history frames, a thought flushing the window in reasoning mode. The
+loss is on the assistant answers of the window (teacher forcing: each answer sees the frames
+and answers before it), so one sequence trains up to --history answers.
+
+The three stages of the report, in miniature:
+  1. action pre-training: frames and actions, no goal text (instruction-mode system prompt);
+  2. instruction following: the task text is the goal;
+  3. reasoning: reasoning-mode system prompt, answers carry the expert's thoughts where its
+     plan changes, the latest thought is the goal and flushes the window.
+
+Frames are scaled as the runtime scales them (window size -> the model's frame size, bicubic)
+and preprocessed by transformers' Qwen2VLImageProcessor, which the engine reproduces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
+from lumine_prompts import PROMPT_SETS  # noqa: E402
+
+# Files of the base checkpoint that define the tokenizer and the processor (copied unchanged).
+PROCESSOR_FILES = [
+    "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "processor_config.json", "generation_config.json",
+]
+
+
+@dataclass
+class Step:
+    frame: int  # index into Frames
+    action: str  # canonical action text
+    thought: str | None
+
+
+@dataclass
+class Episode:
+    name: str
+    instruction: str | None
+    steps: list[Step] = field(default_factory=list)
+
+
+class Frames:
+    """Every frame of the data set, scaled to the model's frame size, as uint8 HxWx3."""
+
+    def __init__(self, size: tuple[int, int]):
+        self.size = size
+        self.images: list[np.ndarray] = []
+
+    def add(self, path: Path) -> int:
+        with Image.open(path) as im:
+            scaled = im.convert("RGB").resize(self.size, Image.BICUBIC)
+        self.images.append(np.asarray(scaled, dtype=np.uint8))
+        return len(self.images) - 1
+
+
+def load_episodes(roots: list[Path], frames: Frames) -> list[Episode]:
+    """Reads every trajectory folder under the roots (a folder holding meta.json)."""
+    episodes = []
+    for root in roots:
+        for meta_path in sorted(root.rglob("meta.json")):
+            folder = meta_path.parent
+            meta = json.loads(meta_path.read_text())
+            if meta.get("format") != "lumine-trajectory":
+                continue
+            episode = Episode(name=str(folder), instruction=meta.get("instruction"))
+            for line in (folder / "steps.jsonl").read_text().splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # a torn last line (the format allows it)
+                if rec.get("frame") is None or rec.get("actor") == "agent":
+                    continue  # only human or expert input is a demonstration
+                episode.steps.append(Step(frames.add(folder / rec["frame"]), rec["action"], rec.get("thought")))
+            if episode.steps:
+                episodes.append(episode)
+    return episodes
+
+
+@dataclass
+class Window:
+    """One training sequence: the runtime's context at some step."""
+
+    system: str
+    goal: str | None
+    steps: list[Step]
+    labelled: list[bool]  # per step: is its answer in the loss
+    reasoning: bool
+
+
+def answer_text(step: Step, reasoning: bool) -> str:
+    thought = f"<|thought_start|>{step.thought}<|thought_end|>" if reasoning and step.thought else ""
+    return f"{thought}<|action_start|>{step.action}<|action_end|>"
+
+
+def windows(episode: Episode, stage: int, history: int, prompts: tuple[str, str]) -> list[Window]:
+    """Replays the context window over the episode and cuts sequences from it.
+
+    A sequence is emitted every `history` steps (by then the window has been renewed), at
+    the step before a thought (reasoning: the window is about to be flushed) and at the
+    end. Its answers are all in the loss, except the oldest step's when it carries the
+    thought that is now the goal (the model never answers that under its own thought)."""
+    reasoning = stage == 3
+    system = prompts[1] if reasoning else prompts[0]
+    out: list[Window] = []
+    window: list[Step] = []
+    thought: str | None = None
+    since_emit = 0
+    goal_of = lambda: (thought if thought is not None else episode.instruction) if stage >= 2 else None  # noqa: E731
+
+    def emit() -> None:
+        labelled = [not (i == 0 and reasoning and s.thought is not None and s.thought == thought)
+                    for i, s in enumerate(window)]
+        if any(labelled):
+            out.append(Window(system, goal_of(), list(window), labelled, reasoning))
+
+    for i, step in enumerate(episode.steps):
+        window.append(step)
+        window = window[-history:]
+        since_emit += 1
+        last = i == len(episode.steps) - 1
+        next_thinks = reasoning and not last and episode.steps[i + 1].thought is not None
+        if since_emit >= history or last or next_thinks:
+            emit()
+            since_emit = 0
+        if reasoning and step.thought is not None:
+            window = [step]  # the thought flushes every older step and becomes the goal
+            thought = step.thought
+            since_emit = 0
+    return out
+
+
+class Encoder:
+    """Turns a window into model inputs, rendering the chat exactly like the engine."""
+
+    def __init__(self, base: Path, frame_size: tuple[int, int]):
+        from transformers import AutoProcessor
+
+        self.processor = AutoProcessor.from_pretrained(base)
+        self.tok = self.processor.tokenizer
+        ids = lambda t: self.tok.convert_tokens_to_ids(t)  # noqa: E731
+        self.im_start, self.im_end, self.image_pad = ids("<|im_start|>"), ids("<|im_end|>"), ids("<|image_pad|>")
+        merge = self.processor.image_processor.merge_size
+        probe = self.processor.image_processor(images=[Image.new("RGB", frame_size)], return_tensors="pt")
+        self.grid = probe["image_grid_thw"][0]
+        self.pads_per_frame = int(self.grid.prod()) // (merge * merge)
+
+    def render(self, w: Window) -> tuple[str, list[bool]]:
+        text = f"<|im_start|>system\n{w.system}<|im_end|>\n"
+        for i, step in enumerate(w.steps):
+            goal = w.goal if i == 0 and w.goal else ""
+            text += f"<|im_start|>user\n{goal}<|vision_start|><|image_pad|><|vision_end|><|im_end|>\n"
+            text += f"<|im_start|>assistant\n{answer_text(step, w.reasoning)}<|im_end|>\n"
+        return text, w.labelled
+
+    def encode(self, w: Window, frames: Frames) -> dict[str, torch.Tensor]:
+        text, labelled = self.render(w)
+        raw = self.tok(text, add_special_tokens=False)["input_ids"]
+        ids: list[int] = []
+        labels: list[int] = []
+        turn = -1  # index of the assistant turn we are in, or -1
+        assistant_seen = 0
+        i = 0
+        while i < len(raw):
+            t = raw[i]
+            if t == self.image_pad:
+                ids += [t] * self.pads_per_frame
+                labels += [-100] * self.pads_per_frame
+                i += 1
+                continue
+            if t == self.im_start:
+                # the role is the text up to the newline after <|im_start|>
+                j, role = i + 1, ""
+                while j < len(raw) and "\n" not in role:
+                    role += self.tok.decode([raw[j]])
+                    j += 1
+                ids += raw[i:j]
+                labels += [-100] * (j - i)
+                if role.strip() == "assistant":
+                    turn = assistant_seen
+                    assistant_seen += 1
+                else:
+                    turn = -1
+                i = j
+                continue
+            ids.append(t)
+            in_loss = turn >= 0 and labelled[turn]
+            labels.append(t if in_loss else -100)
+            if t == self.im_end:
+                turn = -1
+            i += 1
+        images = [Image.fromarray(frames.images[s.frame]) for s in w.steps]
+        pix = self.processor.image_processor(images=images, return_tensors="pt")
+        input_ids = torch.tensor([ids])
+        return {
+            "input_ids": input_ids,
+            # text 0, image 1: transformers' M-RoPE needs it (QWEN2VL.md section 4)
+            "mm_token_type_ids": (input_ids == self.image_pad).to(torch.int32),
+            "labels": torch.tensor([labels]),
+            "pixel_values": pix["pixel_values"],
+            "image_grid_thw": pix["image_grid_thw"],
+        }
+
+
+def fresh_model(base: Path, seed: int):
+    """The base checkpoint's architecture with new seeded weights (transformers' own init)."""
+    from transformers import AutoConfig, Qwen2VLForConditionalGeneration
+
+    config = AutoConfig.from_pretrained(base)
+    config.initializer_range = 0.02
+    config.text_config.initializer_range = 0.02
+    config.vision_config.initializer_range = 0.02
+    torch.manual_seed(seed)
+    return Qwen2VLForConditionalGeneration(config)
+
+
+def train_stage(model, encoder: Encoder, frames: Frames, data: list[Window], *, stage: int, steps: int, lr: float,
+                accumulate: int, rng: random.Random, log, started: float) -> None:
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    warmup = max(1, steps // 20)
+    model.train()
+    order: list[int] = []
+    running = None
+    for step in range(1, steps + 1):
+        scale = min(1.0, step / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
+        for g in opt.param_groups:
+            g["lr"] = lr * max(scale, 0.05)
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for _ in range(accumulate):
+            if not order:
+                order = list(range(len(data)))
+                rng.shuffle(order)
+            batch = encoder.encode(data[order.pop()], frames)
+            loss = model(**batch).loss / accumulate
+            loss.backward()
+            total += float(loss.detach())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        running = total if running is None else 0.95 * running + 0.05 * total
+        if step % 25 == 0 or step == steps:
+            entry = {"stage": stage, "step": step, "loss": round(total, 4), "loss_ema": round(running, 4),
+                     "lr": round(lr * max(scale, 0.05), 6), "elapsed_s": round(time.time() - started, 1)}
+            log(entry)
+
+
+@torch.no_grad()
+def action_accuracy(model, encoder: Encoder, frames: Frames, data: list[Window], n: int) -> dict[str, float]:
+    """Teacher-forced token accuracy on the answers of held-out windows."""
+    model.eval()
+    right = total = 0
+    loss = 0.0
+    for w in data[:n]:
+        batch = encoder.encode(w, frames)
+        out = model(**batch)
+        loss += float(out.loss)
+        pred = out.logits[0, :-1].argmax(-1)
+        gold = batch["labels"][0, 1:]
+        mask = gold != -100
+        right += int((pred[mask] == gold[mask]).sum())
+        total += int(mask.sum())
+    model.train()
+    return {"heldout_loss": round(loss / max(1, min(n, len(data))), 4), "heldout_token_accuracy": round(right / max(1, total), 4)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--demos", required=True, type=Path, nargs="+", help="folders of trajectories (searched recursively)")
+    ap.add_argument("--base", required=True, type=Path, help="HF checkpoint giving architecture, tokenizer and processor")
+    ap.add_argument("--out", required=True, type=Path, help="HF checkpoint directory to write")
+    ap.add_argument("--log", required=True, type=Path, help="training log (JSON lines)")
+    ap.add_argument("--frame", default="256x144", help="the model's frame size WxH (the manifest's)")
+    ap.add_argument("--prompts", choices=sorted(PROMPT_SETS), default="arena",
+                    help="system prompt set (export the model with the same --prompts)")
+    ap.add_argument("--history", type=int, default=10, help="frames in the context window (the runtime's history_frames)")
+    ap.add_argument("--steps", default="300,900,300", help="optimizer steps of stages 1,2,3")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--accumulate", type=int, default=4, help="sequences per optimizer step")
+    ap.add_argument("--heldout", type=float, default=0.05, help="share of episodes kept out of training")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    random.seed(args.seed)
+    rng = random.Random(args.seed)
+    started = time.time()
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    log_file = args.log.open("w")
+
+    def log(entry: dict) -> None:
+        print(json.dumps(entry), flush=True)
+        log_file.write(json.dumps(entry) + "\n")
+        log_file.flush()
+
+    fw, fh = (int(x) for x in args.frame.split("x"))
+    frames = Frames((fw, fh))
+    episodes = load_episodes(args.demos, frames)
+    if not episodes:
+        print(f"train_policy: no trajectories under {args.demos}", file=sys.stderr)
+        return 2
+    rng.shuffle(episodes)
+    n_held = max(1, int(len(episodes) * args.heldout))
+    held, train = episodes[:n_held], episodes[n_held:]
+    encoder = Encoder(args.base, (fw, fh))
+    model = fresh_model(args.base, args.seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    log({"event": "data", "episodes": len(episodes), "train_episodes": len(train), "heldout_episodes": len(held),
+         "steps": sum(len(e.steps) for e in episodes), "thoughts": sum(s.thought is not None for e in episodes for s in e.steps),
+         "frame": args.frame, "history": args.history, "parameters": n_params, "seed": args.seed,
+         "pads_per_frame": encoder.pads_per_frame})
+
+    stage_steps = [int(x) for x in args.steps.split(",")]
+    for stage, steps in enumerate(stage_steps, start=1):
+        if steps <= 0:
+            continue
+        prompts = PROMPT_SETS[args.prompts]
+        data = [w for e in train for w in windows(e, stage, args.history, prompts)]
+        held_data = [w for e in held for w in windows(e, stage, args.history, prompts)]
+        if stage == 3:
+            # Reasoning is learned next to instruction following, not instead of it: the
+            # runtime's default mode stays instruction following.
+            data += [w for e in train for w in windows(e, 2, args.history, prompts)]
+        log({"event": "stage", "stage": stage, "sequences": len(data), "answers": sum(sum(w.labelled) for w in data)})
+        train_stage(model, encoder, frames, data, stage=stage, steps=steps, lr=args.lr, accumulate=args.accumulate,
+                    rng=rng, log=log, started=started)
+        log({"event": "eval", "stage": stage, **action_accuracy(model, encoder, frames, held_data, 40)})
+
+    model.eval()
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    model.save_pretrained(args.out, safe_serialization=True)
+    for name in PROCESSOR_FILES:
+        if (args.base / name).exists():
+            shutil.copy(args.base / name, args.out / name)
+    log({"event": "saved", "out": str(args.out), "elapsed_s": round(time.time() - started, 1)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
