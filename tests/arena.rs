@@ -199,8 +199,12 @@ fn the_bundled_policy_moves_toward_its_goal_in_real_time() {
     assert!(run.status.success(), "{}", stderr(&run));
     let report: Value = serde_json::from_str(stdout(&run).trim()).unwrap();
     let episode = &report["runs"][0];
-    let start = episode["distance_start"].as_u64().expect("distance at the start");
-    let end = episode["distance_end"].as_u64().expect("distance at the end");
+    let start = episode["distance_start"]
+        .as_u64()
+        .expect("distance at the start");
+    let end = episode["distance_end"]
+        .as_u64()
+        .expect("distance at the end");
     assert!(
         episode["success"] == true || end < start,
         "the agent did not get closer to the chest: {episode}"

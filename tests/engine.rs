@@ -194,7 +194,10 @@ fn the_trained_arena_policy_agrees_with_its_checkpoint_and_manifest() {
             "manifest.ron {field} is not the checkpoint's {value}"
         );
     }
-    assert!(manifest.contains("frame: (width: 256, height: 144)"), "{manifest}");
+    assert!(
+        manifest.contains("frame: (width: 256, height: 144)"),
+        "{manifest}"
+    );
     assert!(
         manifest.contains("instruction: \"You play the game with the keyboard and mouse."),
         "the arena prompts the policy was trained with: {manifest}"
