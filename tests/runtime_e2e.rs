@@ -10,7 +10,8 @@ mod support;
 use std::time::Duration;
 
 use lumine_action::{Chunk, Key, KeyVocabulary, Turn, parse_turn, transition};
-use support::{Lumine, Probe, assert_nothing_held, focus, xvfb};
+use support::probe::Probe;
+use support::{Lumine, assert_nothing_held, focus, xvfb};
 
 /// What the probe logs for a key going down or up.
 fn line(key: Key, down: bool) -> String {

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use lumine_action::{Chunk, Key, KeyVocabulary, parse_action};
 use lumine_runtime::trajectory::Trajectory;
-use support::{Lumine, Probe, assert_nothing_held, focus, xvfb};
+use support::probe::Probe;
+use support::{Lumine, assert_nothing_held, focus, xvfb};
 
 /// Runs of a key over a chunk timeline: (key, first chunk, length), in order.
 fn runs(timeline: &[Chunk]) -> Vec<(Key, usize, usize)> {

@@ -7,7 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Lumine, Probe, assert_nothing_held, focus, xvfb};
+use support::probe::Probe;
+use support::{Lumine, assert_nothing_held, focus, xvfb};
 
 fn signal_mid_hold(signal: &str, status: i32) {
     let x = xvfb(640, 480);

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -35,105 +35,9 @@ pub fn xprobe_bin() -> PathBuf {
     bin
 }
 
-/// A probe window and what it logged: (CLOCK_MONOTONIC µs, event).
-pub struct Probe {
-    child: Child,
-    pub id: WindowId,
-    lines: Arc<Mutex<Vec<(i64, String)>>>,
-}
-
-impl Probe {
-    pub fn start(display: &str, title: &str, width: u16, height: u16) -> Probe {
-        let mut child = Command::new(xprobe_bin())
-            .args(["--display", display, "--title", title])
-            .args([
-                "--width",
-                &width.to_string(),
-                "--height",
-                &height.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run lumine-xprobe");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().unwrap();
-        let sink = Arc::clone(&lines);
-        std::thread::Builder::new()
-            .name(format!("probe-{title}"))
-            .spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    let (t, event) = line.split_once(' ').unwrap_or(("0", &line));
-                    let t = t.parse().unwrap_or(0);
-                    sink.lock().unwrap().push((t, event.to_owned()));
-                }
-            })
-            .unwrap();
-        let mut probe = Probe {
-            child,
-            id: WindowId(0),
-            lines,
-        };
-        let ready = probe.wait_for(0, |l| l.starts_with("ready "));
-        let hex = ready.trim_start_matches("ready 0x");
-        let hex = hex.split_whitespace().next().unwrap();
-        probe.id = WindowId(u64::from_str_radix(hex, 16).unwrap());
-        probe
-    }
-
-    pub fn mark(&self) -> usize {
-        self.lines.lock().unwrap().len()
-    }
-
-    pub fn since(&self, mark: usize) -> Vec<(i64, String)> {
-        self.lines.lock().unwrap()[mark..].to_vec()
-    }
-
-    /// Key and button lines since `mark` (`press W`, `button 1 press`), timed.
-    pub fn inputs_since(&self, mark: usize) -> Vec<(i64, String)> {
-        self.since(mark)
-            .into_iter()
-            .filter(|(_, l)| {
-                l.starts_with("press ") || l.starts_with("release ") || l.starts_with("button ")
-            })
-            .collect()
-    }
-
-    /// Sum of raw motion since `mark`.
-    pub fn raw_motion_since(&self, mark: usize) -> (i64, i64) {
-        self.since(mark)
-            .iter()
-            .filter_map(|(_, l)| l.strip_prefix("raw "))
-            .map(|xy| {
-                let mut it = xy.split_whitespace().map(|v| v.parse::<i64>().unwrap());
-                (it.next().unwrap(), it.next().unwrap())
-            })
-            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
-    }
-
-    /// Waits for a line after `mark` matching `pred`.
-    pub fn wait_for(&self, mark: usize, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some((_, l)) = self.since(mark).into_iter().find(|(_, l)| pred(l)) {
-                return l;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "probe never logged the expected line; it logged {:?}",
-                self.since(mark)
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The probe window (`lumine-xprobe`), shared with lumine-platform's X11 tests.
+#[path = "../app/platform/tests/support/probe.rs"]
+pub mod probe;
 
 /// Gives `id` the keyboard focus (no window manager: `SetInputFocus`).
 pub fn focus(display: &str, id: WindowId) {

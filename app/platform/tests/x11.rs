@@ -5,9 +5,7 @@
 //! and fail loudly without them; elsewhere this file is empty.
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lumine_action::Key;
@@ -27,102 +25,20 @@ use x11rb::rust_connection::RustConnection;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+#[path = "support/probe.rs"]
+mod probe;
+use probe::Probe;
+
+/// The probe binary, built with this crate.
+fn xprobe_bin() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_lumine-xprobe"))
+}
+
 /// A fresh Xvfb, auto-repeat off (keys held through XTest would repeat).
 fn xvfb() -> Xvfb {
     let x = Xvfb::start(1600, 900).expect("Xvfb must be installed (scripts/setup) and start");
     x.set_auto_repeat(false).expect("auto-repeat off");
     x
-}
-
-/// A running probe window and the lines it has logged (timestamps stripped).
-struct Probe {
-    child: Child,
-    id: WindowId,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Probe {
-    fn start(display: &str, title: &str, width: u16, height: u16) -> Probe {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lumine-xprobe"))
-            .args(["--display", display, "--title", title])
-            .args([
-                "--width",
-                &width.to_string(),
-                "--height",
-                &height.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run lumine-xprobe");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().unwrap();
-        let sink = Arc::clone(&lines);
-        std::thread::Builder::new()
-            .name(format!("probe-{title}"))
-            .spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    // "<microseconds> <event...>"
-                    let (_, event) = line.split_once(' ').unwrap_or(("", &line));
-                    sink.lock().unwrap().push(event.to_owned());
-                }
-            })
-            .unwrap();
-        let mut probe = Probe {
-            child,
-            id: WindowId(0),
-            lines,
-        };
-        let ready = probe.wait_for(0, |l| l.starts_with("ready "));
-        let hex = ready.trim_start_matches("ready 0x");
-        let hex = hex.split_whitespace().next().unwrap();
-        probe.id = WindowId(u64::from_str_radix(hex, 16).unwrap());
-        probe
-    }
-
-    /// Number of lines so far (a mark for `since`).
-    fn mark(&self) -> usize {
-        self.lines.lock().unwrap().len()
-    }
-
-    fn since(&self, mark: usize) -> Vec<String> {
-        self.lines.lock().unwrap()[mark..].to_vec()
-    }
-
-    /// Input lines since `mark` (focus changes arrive whenever they like).
-    fn input_since(&self, mark: usize) -> Vec<String> {
-        let mut lines = self.since(mark);
-        lines.retain(|l| !l.starts_with("focus "));
-        lines
-    }
-
-    /// Waits for a line after `mark` matching `pred`; panics after the timeout.
-    fn wait_for(&self, mark: usize, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(l) = self.since(mark).into_iter().find(|l| pred(l)) {
-                return l;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "probe never logged the expected line; after the mark it logged {:?} (all: {:?})",
-                self.since(mark),
-                self.since(0)
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn wait_line(&self, mark: usize, line: &str) {
-        self.wait_for(mark, |l| l == line);
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn connect(display: &str) -> RustConnection {
