@@ -49,8 +49,18 @@ pub struct DemosArgs {
     /// Share of steps whose played action is disturbed (a random turn, or the
     /// keys dropped) while the expert's own action is recorded: the
     /// demonstrations then show recoveries from states off the expert's path.
-    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_share)]
     noise: f64,
+}
+
+/// Parses a share between 0 and 1.
+fn parse_share(text: &str) -> Result<f64, String> {
+    let p: f64 = text.trim().parse().map_err(|e| format!("{text:?}: {e}"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{p} is not between 0 and 1"))
+    }
 }
 
 /// Disturbs `action` with probability `p`: half the time a turn of up to
@@ -178,4 +188,42 @@ pub fn run(args: &DemosArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_noise_share_is_checked() {
+        assert_eq!(parse_share("0.15"), Ok(0.15));
+        assert_eq!(parse_share("0"), Ok(0.0));
+        assert!(parse_share("1.5").is_err());
+        assert!(parse_share("-0.1").is_err());
+        assert!(parse_share("many").is_err());
+    }
+
+    #[test]
+    fn disturbing_never_happens_at_zero_and_always_at_one() {
+        let walk = lumine_action::parse_action(
+            "12 0 0 ; W ; W ; W ; W ; W ; W",
+            &KeyVocabulary::default(),
+        )
+        .unwrap();
+        let mut rng = Rng::new(7);
+        for _ in 0..100 {
+            let mut a = walk;
+            disturb(&mut a, &mut rng, 0.0, (5.0, 4.0));
+            assert_eq!(a, walk);
+        }
+        let mut changed = 0;
+        for _ in 0..100 {
+            let mut a = walk;
+            disturb(&mut a, &mut rng, 1.0, (5.0, 4.0));
+            assert!(a.dx.abs() <= 999);
+            changed += usize::from(a != walk);
+        }
+        // A drawn turn of exactly 0 leaves the action as it was; anything else changes it.
+        assert!(changed >= 95, "{changed} of 100 changed");
+    }
 }
