@@ -13,8 +13,8 @@ use lumine_engine::provider::ProviderOptions;
 use lumine_runtime::frames::load_rgb;
 use lumine_runtime::policy::{EnginePolicy, EnginePolicyOptions, SharedFrame, to_engine_messages};
 use lumine_runtime::{
-    DirFrames, DryRunSink, EventKind, FrameInput, RunState, Runtime, RuntimeConfig, RuntimeParts,
-    StopReason,
+    DirFrames, DryRunSink, Event, EventKind, FrameInput, RunState, RunSummary, Runtime,
+    RuntimeConfig, RuntimeParts, StopReason,
 };
 
 fn model_dir() -> PathBuf {
@@ -63,16 +63,18 @@ fn context_messages_tokenise_like_the_golden_prompt() {
     assert_eq!(prompt.input_ids, want);
 }
 
-#[test]
-fn the_model_decodes_under_the_grammar_and_every_turn_is_played() {
-    let model = model();
-    let keys = model.keys.clone();
+/// A dry run of `model` over the golden frames in lock-step: 112x56 frames
+/// keep the CPU run short, two frames of history. Returns the summary and
+/// every event.
+fn dry_run_on_golden_frames(
+    model: Model,
+    system_prompt: &str,
+    instruction: Option<&str>,
+    options: EnginePolicyOptions,
+) -> (RunSummary, Vec<Event>) {
     let mut config = RuntimeConfig::new(model.keys.clone());
-    config
-        .system_prompt
-        .clone_from(&model.manifest.prompts.instruction);
-    config.instruction = Some("Walk to the door.".to_owned());
-    // Small frames keep the CPU run short; two frames of history.
+    config.system_prompt = system_prompt.to_owned();
+    config.instruction = instruction.map(str::to_owned);
     config.frame_size = Some((112, 56));
     config.history_frames = 2;
     config.lockstep = true;
@@ -83,7 +85,7 @@ fn the_model_decodes_under_the_grammar_and_every_turn_is_played() {
             sink: Box::new(DryRunSink::new()),
             focus: None,
             monitor: None,
-            policy: Box::new(EnginePolicy::new(model, EnginePolicyOptions::default())),
+            policy: Box::new(EnginePolicy::new(model, options)),
             record: None,
         },
         config,
@@ -91,7 +93,20 @@ fn the_model_decodes_under_the_grammar_and_every_turn_is_played() {
     .unwrap();
     let events = runtime.events().clone();
     let summary = runtime.wait();
-    let events: Vec<_> = events.try_iter().collect();
+    (summary, events.try_iter().collect())
+}
+
+#[test]
+fn the_model_decodes_under_the_grammar_and_every_turn_is_played() {
+    let model = model();
+    let keys = model.keys.clone();
+    let system = model.manifest.prompts.instruction.clone();
+    let (summary, events) = dry_run_on_golden_frames(
+        model,
+        &system,
+        Some("Walk to the door."),
+        EnginePolicyOptions::default(),
+    );
     assert_eq!(summary.state, RunState::Stopped(StopReason::Finished));
     // The random model would write gibberish on its own; under the action grammar
     // every turn parses, and all six chunks of each of the three steps are played.
@@ -114,32 +129,13 @@ fn the_model_decodes_under_the_grammar_and_every_turn_is_played() {
 #[test]
 fn a_turn_that_runs_out_of_tokens_is_rejected_and_the_run_goes_on() {
     let model = model();
-    let mut config = RuntimeConfig::new(model.keys.clone());
-    config
-        .system_prompt
-        .clone_from(&model.manifest.prompts.reasoning);
-    config.frame_size = Some((112, 56));
-    config.history_frames = 2;
-    config.lockstep = true;
-    let frames = DirFrames::open(&model_dir().join("golden")).unwrap();
+    let system = model.manifest.prompts.reasoning.clone();
     // Four tokens cannot hold a whole action: every turn is cut short.
     let options = EnginePolicyOptions {
         max_new_tokens: 4,
         ..EnginePolicyOptions::default()
     };
-    let runtime = Runtime::start(
-        RuntimeParts {
-            frames: FrameInput::Directory(frames),
-            sink: Box::new(DryRunSink::new()),
-            focus: None,
-            monitor: None,
-            policy: Box::new(EnginePolicy::new(model, options)),
-            record: None,
-        },
-        config,
-    )
-    .unwrap();
-    let summary = runtime.wait();
+    let (summary, _) = dry_run_on_golden_frames(model, &system, None, options);
     // Each step is lost, nothing of it is played, and the run ends normally
     // when the frames do, instead of failing on the first short turn.
     assert_eq!(summary.state, RunState::Stopped(StopReason::Finished));
