@@ -271,6 +271,27 @@ fn model_check_rejects_a_truncated_graph() {
 }
 
 #[test]
+fn model_check_rejects_a_manifest_whose_pixel_layout_disagrees_with_the_graph() {
+    // The graph takes one copy of a still frame per patch (folded temporal
+    // kernel); a manifest that says otherwise would feed it 1176 columns.
+    let dir = model_copy();
+    let path = dir.path().join("manifest.ron");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("temporal_folded: true"), "{text}");
+    std::fs::write(
+        &path,
+        text.replace("temporal_folded: true", "temporal_folded: false"),
+    )
+    .unwrap();
+    let (code, text) = model_check(dir.path());
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("vision_encoder.onnx: pixel_values have 588 columns but the manifest's vision section (temporal_folded: false) means 1176"),
+        "{text}"
+    );
+}
+
+#[test]
 fn generate_reports_a_missing_model_clearly() {
     let config = tempfile::tempdir().unwrap();
     let out = lumine(&config)

@@ -8,7 +8,7 @@ tokenizer + preprocessing + manifest), then check the export against transformer
 HF_DIR may use the flat legacy config layout (public Qwen2-VL-2B/7B repositories) or the nested
 transformers 5.x layout. Output (MODEL_DIR):
 
-  vision_encoder.onnx        pixel_values f32 [patches, 1176], grid_thw i64 [1, 3]
+  vision_encoder.onnx        pixel_values f32 [patches, 588] (temporal kernel folded), grid_thw i64 [1, 3]
                              -> image_features f32 [patches/4, hidden]      (ONE image per call)
   embed_tokens.onnx          input_ids i64 [B, S] -> inputs_embeds f32 [B, S, hidden]
   decoder_model_merged.onnx  inputs_embeds, attention_mask i64 [B, past+S], position_ids i64 [3, B, S],
@@ -144,7 +144,7 @@ def export_graphs(model, cfg: Qwen2VLFiles, out: Path, opset: int, partitions: i
     # ---- vision: example 8x12 patches (not a square, gh != gw, so h/w cannot be confused).
     venc = VisionEncoder(model.model.visual, cfg).eval()
     gh, gw = 8, 12
-    pv = torch.randn(gh * gw, v.in_channels * v.temporal_patch_size * v.patch_size**2)
+    pv = torch.randn(gh * gw, v.in_channels * v.patch_size**2)  # temporal kernel folded (VisionEncoder)
     grid = torch.tensor([[1, gh, gw]], dtype=torch.int64)
     # patches is always a multiple of merge^2 (= 4): declare it so, the merger reshape needs it.
     windows = Dim("windows", min=1)
@@ -272,7 +272,7 @@ def write_manifest(path: Path, name: str, cfg: Qwen2VLFiles, ids: dict[str, int]
         f"mrope_section: {ints(t.mrope_section)}),",
         f"  vision: (depth: {v.depth}, embed_dim: {v.embed_dim}, num_heads: {v.num_heads}, patch_size: {v.patch_size}, "
         f"temporal_patch_size: {v.temporal_patch_size}, spatial_merge_size: {v.spatial_merge_size}, "
-        f"out_hidden_size: {v.out_hidden_size}),",
+        f"out_hidden_size: {v.out_hidden_size}, temporal_folded: true),",
         f"  preprocess: (min_pixels: {pp.min_pixels}, max_pixels: {pp.max_pixels}, image_mean: {floats(pp.image_mean)}, "
         f"image_std: {floats(pp.image_std)}),",
         f"  frame: (width: {frame[0]}, height: {frame[1]}),",

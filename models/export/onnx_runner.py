@@ -35,6 +35,21 @@ def read_manifest_ranks(model_dir: Path) -> list[str]:
     return re.findall(r'"([^"]+)"', m.group(1)) if m else []
 
 
+def fold_still(pixel_values: np.ndarray, cols) -> np.ndarray:
+    """The processor's rows ([C, T, P, P] per patch: a still frame copied T times) reduced to the
+    `cols` columns a graph with a folded temporal kernel takes (`temporal_folded: true`, [C, P, P]:
+    the t = 0 copy). Rows already `cols` wide, or a graph of unknown width, are left as they are."""
+    if not isinstance(cols, int) or pixel_values.shape[1] == cols:
+        return pixel_values
+    n, full = pixel_values.shape
+    if full % cols or cols % 3:
+        raise ValueError(f"pixel_values have {full} columns; the vision graph takes {cols}")
+    per_t = pixel_values.reshape(n, 3, full // cols, cols // 3)
+    if not np.array_equal(per_t[:, :, 0], per_t[:, :, -1]):
+        raise ValueError("pixel_values are not a still frame (temporal copies differ)")
+    return np.ascontiguousarray(per_t[:, :, 0].reshape(n, cols))
+
+
 def rope_index(input_ids: np.ndarray, image_grid_thw: np.ndarray | None, image_token_id: int,
                video_token_id: int = -1, merge: int = 2) -> tuple[np.ndarray, int]:
     """Prefill M-RoPE positions [3, S] and rope_delta for one sequence (transformers 5.23
@@ -105,8 +120,10 @@ class OnnxQwen2VL:
 
     # -- graphs ---------------------------------------------------------------------------------
     def encode_image(self, pixel_values: np.ndarray, grid_thw) -> np.ndarray:
+        """Image features of one still image; `pixel_values` as the processor writes them."""
         g = np.asarray(grid_thw, dtype=np.int64).reshape(1, 3)
-        return self.vision.run(None, {"pixel_values": pixel_values.astype(np.float32), "grid_thw": g})[0]
+        pv = fold_still(pixel_values.astype(np.float32), self.vision.get_inputs()[0].shape[1])
+        return self.vision.run(None, {"pixel_values": pv, "grid_thw": g})[0]
 
     def embed_ids(self, ids: np.ndarray) -> np.ndarray:
         return self.embed.run(None, {"input_ids": np.asarray(ids, dtype=np.int64).reshape(1, -1)})[0]

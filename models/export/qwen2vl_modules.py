@@ -46,9 +46,12 @@ class VisionEncoder(nn.Module):
         self.num_heads = v.num_heads
         self.head_dim = v.embed_dim // v.num_heads
         self.merge = v.spatial_merge_size
-        # Conv3d with kernel == stride over [C,T,P,P] rows == one matmul; the weight flattens in the
-        # same (c, t, y, x) order as the pixel_values columns.
-        w = visual.patch_embed.proj.weight.detach()
+        # Conv3d with kernel == stride over [C,T,P,P] rows == one matmul. A still frame is the same
+        # picture at every t, so the kernel's T slices are summed (x@w0 + x@w1 == x@(w0+w1)) and the
+        # graph takes one copy: [patches, C*P*P] in (c, y, x) order, half of what the processor
+        # writes (manifest `temporal_folded: true`; the engine's preprocessing writes only that).
+        w = visual.patch_embed.proj.weight.detach()  # [E, C, T, P, P]
+        w = w.sum(dim=2)  # [E, C, P, P]
         self.patch_w = nn.Parameter(w.reshape(w.shape[0], -1).t().contiguous(), requires_grad=False)
         # Vision rotary: theta 10000 (not in the config), dim = head_dim/2, i.e. head_dim/4 freqs.
         spatial = self.head_dim // 2

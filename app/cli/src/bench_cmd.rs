@@ -43,6 +43,10 @@ pub struct PreprocessArgs {
     /// Force the portable code instead of the AVX2 kernels (for comparison).
     #[arg(long)]
     portable: bool,
+    /// Write transformers' layout (the still frame twice per patch, 1176
+    /// columns) instead of the one copy that exported models take (588).
+    #[arg(long)]
+    unfolded: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -139,7 +143,13 @@ fn preprocess(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
         Some(path) => lumine_engine::image_io::load_rgb(path)?,
         None => synthetic_frame(args.size.0, args.size.1, 0),
     };
-    let mut preprocessor = Preprocessor::new(PreprocessConfig::default())?
+    // Exported graphs fold the temporal kernel (manifest `temporal_folded`),
+    // so the engine writes one copy of the frame per patch.
+    let config = PreprocessConfig {
+        temporal_patch_size: if args.unfolded { 2 } else { 1 },
+        ..PreprocessConfig::default()
+    };
+    let mut preprocessor = Preprocessor::new(config)?
         .with_threads(args.threads)
         .with_simd(!args.portable);
     let mut samples = Vec::with_capacity(args.iterations);
@@ -166,6 +176,7 @@ fn preprocess(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
             width: u32,
             height: u32,
             grid_thw: [i64; 3],
+            columns: usize,
             threads: usize,
             kernels: &'a str,
             stats: &'a Stats,
@@ -174,6 +185,7 @@ fn preprocess(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
             width: image.width,
             height: image.height,
             grid_thw: grid,
+            columns: pixels.cols,
             threads: preprocessor.threads(),
             kernels,
             stats: &s,
@@ -181,10 +193,11 @@ fn preprocess(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&out)?);
     } else {
         println!(
-            "preprocess {}x{} -> grid {:?} ({} threads, {kernels}): median {:.3} ms, p90 {:.3} ms, min {:.3} ms ({} runs)",
+            "preprocess {}x{} -> grid {:?} x {} columns ({} threads, {kernels}): median {:.3} ms, p90 {:.3} ms, min {:.3} ms ({} runs)",
             image.width,
             image.height,
             grid,
+            pixels.cols,
             preprocessor.threads(),
             s.median_ms,
             s.p90_ms,

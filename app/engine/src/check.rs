@@ -125,6 +125,9 @@ pub fn check_model_dir(dir: &Path, ort_library_path: Option<&Path>) -> Vec<Strin
                 if file == &manifest.graphs.decoder {
                     check_vocab_dim(file, &session, manifest.text.vocab_size, &mut problems);
                 }
+                if file == &manifest.graphs.vision_encoder {
+                    check_pixel_columns(file, &session, &manifest.vision, &mut problems);
+                }
             }
             Err(e) => problems.push(format!(
                 "{file}: ONNX Runtime cannot load it ({e}); the file may be truncated or corrupt: re-export the model"
@@ -177,6 +180,32 @@ fn check_vocab_dim(file: &str, session: &Session, vocab: usize, problems: &mut V
     {
         problems.push(format!(
             "{file}: logits have {last} entries per token but the manifest says vocab_size {vocab}"
+        ));
+    }
+}
+
+/// The vision graph's `pixel_values` width against the manifest's layout: a
+/// graph exported with the temporal kernel folded takes `3 · P²` columns, an
+/// older one `3 · T · P²`; the flag and the graph must agree.
+fn check_pixel_columns(
+    file: &str,
+    session: &Session,
+    vision: &crate::manifest::VisionConfig,
+    problems: &mut Vec<String>,
+) {
+    let Some(pixels) = session.inputs().iter().find(|o| o.name() == "pixel_values") else {
+        return;
+    };
+    let want = vision.pixel_columns();
+    if let ValueType::Tensor { shape, .. } = pixels.dtype()
+        && let Some(&cols) = shape.get(1)
+        && cols >= 0
+        && cols as usize != want
+    {
+        problems.push(format!(
+            "{file}: pixel_values have {cols} columns but the manifest's vision section \
+             (temporal_folded: {}) means {want}; re-export the model or fix `temporal_folded`",
+            vision.temporal_folded
         ));
     }
 }

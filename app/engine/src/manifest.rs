@@ -58,6 +58,26 @@ pub struct VisionConfig {
     pub spatial_merge_size: u32,
     /// Size of the merged features (equals the text hidden size).
     pub out_hidden_size: usize,
+    /// The vision graph's patch embedding has its temporal kernel summed, so
+    /// it takes a still frame once per patch (`3 · patch_size²` columns)
+    /// instead of `temporal_patch_size` identical copies: half the bytes to
+    /// write per frame. Absent in older manifests (then `false`).
+    #[serde(default)]
+    pub temporal_folded: bool,
+}
+
+impl VisionConfig {
+    /// Columns of the vision graph's `pixel_values`: `3 · patch_size²` when
+    /// the temporal kernel is folded, else `3 · temporal_patch_size · patch_size²`.
+    #[must_use]
+    pub fn pixel_columns(&self) -> usize {
+        let copies = if self.temporal_folded {
+            1
+        } else {
+            self.temporal_patch_size as usize
+        };
+        3 * copies * (self.patch_size as usize).pow(2)
+    }
 }
 
 /// Image preprocessing bounds and normalisation.
@@ -432,6 +452,7 @@ pub(crate) mod tests {
                 temporal_patch_size: 2,
                 spatial_merge_size: 2,
                 out_hidden_size: 96,
+                temporal_folded: true,
             },
             preprocess: PreprocessManifest {
                 min_pixels: 3136,
@@ -507,6 +528,21 @@ pub(crate) mod tests {
         assert_eq!(loaded.partitions, 1);
         assert_eq!(loaded.partition, None);
         assert_eq!(loaded.rank_graphs(), vec![m.graphs.decoder]);
+    }
+
+    #[test]
+    fn manifests_without_temporal_folded_take_both_copies() {
+        let m = sample();
+        assert_eq!(m.vision.pixel_columns(), 588);
+        let text = ron::ser::to_string_pretty(&m, ron::ser::PrettyConfig::default()).unwrap();
+        let old: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("temporal_folded"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let loaded = Manifest::from_ron(&old, Path::new("m.ron")).unwrap();
+        assert!(!loaded.vision.temporal_folded);
+        assert_eq!(loaded.vision.pixel_columns(), 1176);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use lumine_action::KeyVocabulary;
 use lumine_vision::{PixelValues, PreprocessConfig, Preprocessor, RgbImageRef};
 use ort::session::{RunOptions, Session, SessionInputValue};
-use ort::value::{DynValue, Tensor};
+use ort::value::{DynValue, Tensor, TensorRef};
 
 use crate::constrained::VocabIndex;
 use crate::error::EngineError;
@@ -294,8 +294,9 @@ impl Model {
         let graph = self.manifest.graphs.vision_encoder.clone();
         let hidden = self.hidden_size();
         let err = |e: ort::Error| EngineError::onnx(&graph, e);
-        let values =
-            Tensor::from_array(([pixels.rows, pixels.cols], pixels.data.clone())).map_err(err)?;
+        // A view: the frame's pixel values are not copied again.
+        let values = TensorRef::from_array_view(([pixels.rows, pixels.cols], &pixels.data[..]))
+            .map_err(err)?;
         let grid = Tensor::from_array(([1usize, 3], pixels.grid_thw.to_vec())).map_err(err)?;
         let run = cancel.run_options()?;
         let outputs = self
@@ -449,7 +450,12 @@ pub fn preprocess_config(manifest: &Manifest) -> PreprocessConfig {
         min_pixels: manifest.preprocess.min_pixels,
         max_pixels: manifest.preprocess.max_pixels,
         patch_size: manifest.vision.patch_size,
-        temporal_patch_size: manifest.vision.temporal_patch_size,
+        // A folded graph takes one copy of the still frame per patch.
+        temporal_patch_size: if manifest.vision.temporal_folded {
+            1
+        } else {
+            manifest.vision.temporal_patch_size
+        },
         merge_size: manifest.vision.spatial_merge_size,
         // Validated to hold three values when the manifest was loaded.
         image_mean: rgb(&manifest.preprocess.image_mean),

@@ -26,7 +26,9 @@ pub struct PreprocessConfig {
     pub max_pixels: u64,
     /// Side of a square ViT patch in pixels (14).
     pub patch_size: u32,
-    /// Frames per temporal patch (2); a still image is repeated this many times.
+    /// Frames per temporal patch (2); a still image is repeated this many
+    /// times. 1 writes one copy, for a vision graph whose patch embedding has
+    /// its temporal kernel folded (summed): half the output, same features.
     pub temporal_patch_size: u32,
     /// Side of the square window of patches merged into one LLM token (2).
     pub merge_size: u32,

@@ -578,6 +578,43 @@ mod tests {
     }
 
     #[test]
+    fn one_copy_is_the_first_temporal_slice() {
+        // What a graph with a folded temporal kernel takes: every channel's
+        // t = 0 plane of the processor's layout, for the SIMD and portable
+        // paths, one and several threads, resized or not.
+        let full = PreprocessConfig::default();
+        let folded = PreprocessConfig {
+            temporal_patch_size: 1,
+            ..PreprocessConfig::default()
+        };
+        for (w, h) in [(100, 70), (280, 168)] {
+            let img = coord_image(w, h);
+            let want = preprocess(img.as_ref_image(), &full).unwrap();
+            for simd in [true, false] {
+                for threads in [1, 2] {
+                    let mut pre = Preprocessor::new(folded.clone())
+                        .unwrap()
+                        .with_simd(simd)
+                        .with_threads(threads);
+                    let got = pre.preprocess(img.as_ref_image()).unwrap();
+                    assert_eq!(
+                        (got.rows, got.cols, got.grid_thw),
+                        (want.rows, 588, want.grid_thw)
+                    );
+                    for r in 0..got.rows {
+                        for c in 0..3 {
+                            assert_eq!(
+                                got.row(r)[c * 196..(c + 1) * 196],
+                                want.row(r)[c * 392..c * 392 + 196]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn preprocess_1280x720_shape() {
         let frame = vec![0u8; 1280 * 720 * 3];
         let pv = preprocess(
