@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use lumine_action::{Chunk, Key, KeyVocabulary, Turn, parse_turn, transition};
 use support::probe::Probe;
-use support::{Lumine, assert_nothing_held, focus, xvfb};
+use support::{Lumine, Scene, assert_nothing_held, focus, xvfb};
 
 /// What the probe logs for a key going down or up.
 fn line(key: Key, down: bool) -> String {
@@ -62,26 +62,11 @@ const SCRIPT: &str = "\
 
 #[test]
 fn a_script_arrives_with_the_right_keys_timing_and_motion() {
-    let x = xvfb(640, 480);
-    let d = x.display();
     // The probe covers the screen, so the pointer (and its buttons) are in it.
-    let probe = Probe::start(d, "Game", 640, 480);
-    focus(d, probe.id);
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("moves.txt");
-    std::fs::write(&script, SCRIPT).unwrap();
+    let scene = Scene::start(640, 480);
+    let (d, probe) = (scene.display(), &scene.probe);
     let mark = probe.mark();
-    let mut run = Lumine::spawn(
-        d,
-        dir.path(),
-        &[
-            "run",
-            "--window",
-            "Game",
-            "--script",
-            script.to_str().unwrap(),
-        ],
-    );
+    let mut run = scene.run_script(SCRIPT, &[]);
     assert_eq!(run.wait(), Some(0), "{}", run.stderr());
     std::thread::sleep(Duration::from_millis(100));
 
@@ -160,33 +145,13 @@ fn focus_on_another_window_means_nothing_is_injected() {
     assert_nothing_held(d);
 }
 
-/// Starts a long hold of W in the focused probe; returns once W is down.
-fn holding_w(d: &str, probe: &Probe, dir: &std::path::Path, extra: &[&str]) -> Lumine {
-    let script = dir.join("hold.txt");
-    std::fs::write(&script, "0 0 0 ; W ; W ; W ; W ; W ; W\n".repeat(100)).unwrap();
-    let mark = probe.mark();
-    let mut args = vec![
-        "run",
-        "--window",
-        "Game",
-        "--script",
-        script.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let run = Lumine::spawn(d, dir, &args);
-    probe.wait_for(mark, |l| l == "press W");
-    run
-}
-
 #[test]
 fn a_focus_change_mid_hold_releases_everything() {
-    let x = xvfb(640, 480);
-    let d = x.display();
-    let probe = Probe::start(d, "Game", 320, 240);
+    let scene = Scene::start(320, 240);
+    let d = scene.display();
     let other = Probe::start(d, "Other", 320, 240);
-    focus(d, probe.id);
-    let dir = tempfile::tempdir().unwrap();
-    let mut run = holding_w(d, &probe, dir.path(), &["--no-monitor"]);
+    focus(d, scene.probe.id);
+    let mut run = scene.holding("W", &["--no-monitor"]);
     let mo = other.mark();
     focus(d, other.id);
     run.wait_stderr("Paused(FocusLost)");
@@ -209,12 +174,9 @@ fn a_focus_change_mid_hold_releases_everything() {
 
 #[test]
 fn the_emergency_hotkey_stops_mid_hold() {
-    let x = xvfb(640, 480);
-    let d = x.display();
-    let probe = Probe::start(d, "Game", 320, 240);
-    focus(d, probe.id);
-    let dir = tempfile::tempdir().unwrap();
-    let mut run = holding_w(d, &probe, dir.path(), &[]);
+    let scene = Scene::start(320, 240);
+    let d = scene.display();
+    let mut run = scene.holding("W", &[]);
     // The operator presses the hotkey (Pause, the default).
     operator_taps(d, Key::Pause);
     assert_eq!(run.wait(), Some(3), "{}", run.stderr());
@@ -245,10 +207,8 @@ fn a_policy_panic_mid_hold_leaves_nothing_held() {
         }
     }
 
-    let x = xvfb(640, 480);
-    let d = x.display();
-    let probe = Probe::start(d, "Game", 320, 240);
-    focus(d, probe.id);
+    let scene = Scene::start(320, 240);
+    let (d, probe) = (scene.display(), &scene.probe);
     let vocab = KeyVocabulary::default();
     let script = ScriptPolicy::parse(
         "hold",
@@ -298,13 +258,14 @@ fn operator_taps(display: &str, key: Key) {
 
 #[test]
 fn operator_input_takes_over_and_the_agent_resumes_after_the_idle_time() {
-    let x = xvfb(640, 480);
-    let d = x.display();
-    let probe = Probe::start(d, "Game", 320, 240);
-    focus(d, probe.id);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("config.ron"), "(takeover_idle_ms: 700)\n").unwrap();
-    let mut run = holding_w(d, &probe, dir.path(), &[]);
+    let scene = Scene::start(320, 240);
+    let (d, probe) = (scene.display(), &scene.probe);
+    std::fs::write(
+        scene.dir.path().join("config.ron"),
+        "(takeover_idle_ms: 700)\n",
+    )
+    .unwrap();
+    let mut run = scene.holding("W", &[]);
     let mark = probe.mark();
     operator_taps(d, Key::A);
     run.wait_stderr("state: OperatorControl");
@@ -328,13 +289,11 @@ fn operator_input_takes_over_and_the_agent_resumes_after_the_idle_time() {
 
 #[test]
 fn a_window_that_disappears_pauses_the_run_without_a_crash() {
-    let x = xvfb(640, 480);
-    let d = x.display();
-    let probe = Probe::start(d, "Game", 320, 240);
-    focus(d, probe.id);
-    let dir = tempfile::tempdir().unwrap();
-    let mut run = holding_w(d, &probe, dir.path(), &["--no-monitor"]);
-    drop(probe);
+    let scene = Scene::start(320, 240);
+    let d = scene.display().to_owned();
+    let d = d.as_str();
+    let mut run = scene.holding("W", &["--no-monitor"]);
+    drop(scene.probe);
     run.wait_stderr("state: Paused(");
     std::thread::sleep(Duration::from_millis(300));
     assert!(

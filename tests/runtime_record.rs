@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use lumine_action::{Chunk, Key, KeyVocabulary, parse_action};
 use lumine_runtime::trajectory::Trajectory;
-use support::probe::Probe;
-use support::{Lumine, assert_nothing_held, focus, xvfb};
+use support::{Scene, assert_nothing_held};
 
 /// Runs of a key over a chunk timeline: (key, first chunk, length), in order.
 fn runs(timeline: &[Chunk]) -> Vec<(Key, usize, usize)> {
@@ -49,45 +48,25 @@ const PLAYED: &str = "\
 
 #[test]
 fn a_recording_of_injected_input_reproduces_it_as_action_strings() {
-    let x = xvfb(640, 480);
-    let d = x.display();
     // Full screen: the pointer, and so the buttons, are over the window.
-    let probe = Probe::start(d, "Game", 640, 480);
-    focus(d, probe.id);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("demo");
-    let mut record = Lumine::spawn(
-        d,
-        dir.path(),
-        &[
-            "record",
-            "--window",
-            "Game",
-            "--out",
-            out.to_str().unwrap(),
-            "--frame-size",
-            "64x48",
-            "--mouse-scale",
-            "1,1",
-        ],
-    );
+    let scene = Scene::start(640, 480);
+    let d = scene.display();
+    let out = scene.dir.path().join("demo");
+    let mut record = scene.lumine(&[
+        "record",
+        "--window",
+        "Game",
+        "--out",
+        out.to_str().unwrap(),
+        "--frame-size",
+        "64x48",
+        "--mouse-scale",
+        "1,1",
+    ]);
     record.wait_stderr("recording window");
     std::thread::sleep(Duration::from_millis(300));
     // Someone else's XTest input: our own runtime playing a script.
-    let script = dir.path().join("played.txt");
-    std::fs::write(&script, PLAYED).unwrap();
-    let mut play = Lumine::spawn(
-        d,
-        dir.path(),
-        &[
-            "run",
-            "--window",
-            "Game",
-            "--script",
-            script.to_str().unwrap(),
-            "--no-monitor",
-        ],
-    );
+    let mut play = scene.run_script(PLAYED, &["--no-monitor"]);
     assert_eq!(play.wait(), Some(0), "{}", play.stderr());
     // Stopped like an operator would, once the input is over.
     std::thread::sleep(Duration::from_millis(500));
@@ -136,24 +115,17 @@ fn a_recording_of_injected_input_reproduces_it_as_action_strings() {
 
 #[test]
 fn kill_9_of_a_recording_leaves_a_readable_trajectory() {
-    let x = xvfb(640, 480);
-    let d = x.display();
-    let probe = Probe::start(d, "Game", 320, 240);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("demo");
-    let mut record = Lumine::spawn(
-        d,
-        dir.path(),
-        &[
-            "record",
-            "--window",
-            "Game",
-            "--out",
-            out.to_str().unwrap(),
-            "--frame-size",
-            "64x48",
-        ],
-    );
+    let scene = Scene::start(320, 240);
+    let out = scene.dir.path().join("demo");
+    let mut record = scene.lumine(&[
+        "record",
+        "--window",
+        "Game",
+        "--out",
+        out.to_str().unwrap(),
+        "--frame-size",
+        "64x48",
+    ]);
     let steps = out.join("steps.jsonl");
     let deadline = std::time::Instant::now() + support::TIMEOUT;
     while std::fs::read_to_string(&steps).map_or(0, |s| s.lines().count()) < 6 {
@@ -169,33 +141,15 @@ fn kill_9_of_a_recording_leaves_a_readable_trajectory() {
         assert!(t.frame_path(s).unwrap().is_file());
         parse_action(&s.action, &KeyVocabulary::default()).unwrap();
     }
-    drop(probe);
 }
 
 #[test]
 fn a_recorded_run_replays_the_same_input() {
-    let x = xvfb(640, 480);
-    let d = x.display();
-    let probe = Probe::start(d, "Game", 640, 480);
-    focus(d, probe.id);
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("s.txt");
-    std::fs::write(&script, PLAYED).unwrap();
-    let rec = dir.path().join("run");
+    let scene = Scene::start(640, 480);
+    let (d, probe) = (scene.display(), &scene.probe);
+    let rec = scene.dir.path().join("run");
     let mark = probe.mark();
-    let mut run = Lumine::spawn(
-        d,
-        dir.path(),
-        &[
-            "run",
-            "--window",
-            "Game",
-            "--script",
-            script.to_str().unwrap(),
-            "--record",
-            rec.to_str().unwrap(),
-        ],
-    );
+    let mut run = scene.run_script(PLAYED, &["--record", rec.to_str().unwrap()]);
     assert_eq!(run.wait(), Some(0), "{}", run.stderr());
     std::thread::sleep(Duration::from_millis(100));
     let first: Vec<String> = probe
@@ -205,11 +159,7 @@ fn a_recorded_run_replays_the_same_input() {
         .collect();
     let first_motion = probe.raw_motion_since(mark);
     let mark = probe.mark();
-    let mut replay = Lumine::spawn(
-        d,
-        dir.path(),
-        &["replay", rec.to_str().unwrap(), "--window", "Game"],
-    );
+    let mut replay = scene.lumine(&["replay", rec.to_str().unwrap(), "--window", "Game"]);
     assert_eq!(replay.wait(), Some(0), "{}", replay.stderr());
     std::thread::sleep(Duration::from_millis(100));
     let second: Vec<String> = probe

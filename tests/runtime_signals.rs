@@ -7,35 +7,14 @@ mod support;
 
 use std::time::Duration;
 
-use support::probe::Probe;
-use support::{Lumine, assert_nothing_held, focus, xvfb};
+use support::{Scene, assert_nothing_held};
 
 fn signal_mid_hold(signal: &str, status: i32) {
-    let x = xvfb(640, 480);
-    let d = x.display();
-    let probe = Probe::start(d, "Game", 320, 240);
-    focus(d, probe.id);
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("hold.txt");
-    // W and the left button held for 20 s.
-    std::fs::write(
-        &script,
-        "0 0 0 ; W LB ; W LB ; W LB ; W LB ; W LB ; W LB\n".repeat(100),
-    )
-    .unwrap();
+    let scene = Scene::start(320, 240);
+    let (d, probe) = (scene.display(), &scene.probe);
     let mark = probe.mark();
-    let mut run = Lumine::spawn(
-        d,
-        dir.path(),
-        &[
-            "run",
-            "--window",
-            "Game",
-            "--script",
-            script.to_str().unwrap(),
-        ],
-    );
-    probe.wait_for(mark, |l| l == "press W");
+    // W and the left button held for 20 s.
+    let mut run = scene.holding("W LB", &[]);
     std::thread::sleep(Duration::from_millis(300));
     let (keys, _) = support::server_held(d);
     assert!(!keys.is_empty(), "W is held before the signal");

@@ -24,6 +24,62 @@ pub fn xvfb(width: u32, height: u32) -> Xvfb {
     x
 }
 
+/// A probe window named "Game" on a private 640x480 Xvfb, focused, and a
+/// scratch folder for `lumine`'s config and files: the set-up of most runs.
+pub struct Scene {
+    /// The window the runs inject into (dropped before its server).
+    pub probe: probe::Probe,
+    /// Scratch folder: `config.ron`, scripts, recordings.
+    pub dir: tempfile::TempDir,
+    x: Xvfb,
+}
+
+impl Scene {
+    /// A `width`x`height` probe named "Game", focused.
+    pub fn start(width: u16, height: u16) -> Scene {
+        let x = xvfb(640, 480);
+        let probe = probe::Probe::start(x.display(), "Game", width, height);
+        focus(x.display(), probe.id);
+        let dir = tempfile::tempdir().unwrap();
+        Scene { probe, dir, x }
+    }
+
+    /// The X display.
+    pub fn display(&self) -> &str {
+        self.x.display()
+    }
+
+    /// `lumine ARGS` on this display, its config in the scratch folder.
+    pub fn lumine(&self, args: &[&str]) -> Lumine {
+        Lumine::spawn(self.display(), self.dir.path(), args)
+    }
+
+    /// `lumine run --window Game --script FILE EXTRA`, FILE holding `script`.
+    pub fn run_script(&self, script: &str, extra: &[&str]) -> Lumine {
+        let path = self.dir.path().join("script.txt");
+        std::fs::write(&path, script).unwrap();
+        let mut args = vec![
+            "run",
+            "--window",
+            "Game",
+            "--script",
+            path.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.lumine(&args)
+    }
+
+    /// A script holding `keys` (e.g. "W LB") in every chunk for 20 s, once
+    /// W is down in the probe.
+    pub fn holding(&self, keys: &str, extra: &[&str]) -> Lumine {
+        let mark = self.probe.mark();
+        let line = format!("0 0 0{}\n", format!(" ; {keys}").repeat(6));
+        let run = self.run_script(&line.repeat(100), extra);
+        self.probe.wait_for(mark, |l| l == "press W");
+        run
+    }
+}
+
 /// `lumine-xprobe`, built next to `lumine`.
 pub fn xprobe_bin() -> PathBuf {
     let bin = lumine_tests::lumine_bin().with_file_name("lumine-xprobe");
