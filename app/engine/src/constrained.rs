@@ -206,6 +206,14 @@ impl VocabIndex {
     pub fn bytes(&self, id: u32) -> &[u8] {
         self.token(id).map_or(&[], |t| &t.bytes)
     }
+
+    /// The id of the added (atomic) token spelled `text`, e.g. `<|thought_end|>`.
+    pub fn atomic_id(&self, text: &str) -> Option<u32> {
+        self.atomic
+            .iter()
+            .copied()
+            .find(|&id| self.bytes(id) == text.as_bytes())
+    }
 }
 
 fn never() -> TokenText {

@@ -53,7 +53,8 @@ pub struct TurnOptions {
     /// speculation).
     pub max_draft_tokens: usize,
     /// Upper bound on the turn's tokens (thought included); a turn that does not
-    /// finish within it is an error.
+    /// finish within it is an error. A thought still open when only
+    /// [`ACTION_RESERVE_TOKENS`] are left is closed, so the action fits.
     pub max_tokens: usize,
     /// Teacher forcing: while the turn so far equals a prefix of these tokens, the
     /// next one gets the largest logit (if the grammar allows it). For replaying
@@ -367,6 +368,12 @@ fn predict_groups(full: &str, previous_group: &[String], keys: &KeyVocabulary) -
     Some(out)
 }
 
+/// Tokens of `max_tokens` kept for the action: a thought still open when
+/// only these are left gets `<|thought_end|>` as soon as the grammar allows it
+/// (a character split over tokens is finished first). The longest action
+/// (six chunks of several keys, three numbers) is about 50 tokens.
+pub const ACTION_RESERVE_TOKENS: usize = 64;
+
 /// What the decoder needs to know about the turns before this one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TurnContext {
@@ -400,14 +407,25 @@ enum Verdict {
 }
 
 impl Run<'_> {
-    /// The logits row for the next token, teacher forcing applied.
-    fn row<'r>(&self, row: &'r [f32], scratch: &'r mut Vec<f32>) -> &'r [f32] {
-        let Some(teacher) = &self.options.teacher else {
-            return row;
-        };
+    /// The logits row for the next token in `state`: teacher forcing applied,
+    /// and `<|thought_end|>` forced when the thought would leave the action too
+    /// few tokens.
+    fn row<'r>(
+        &mut self,
+        state: ConstrainedState,
+        row: &'r [f32],
+        scratch: &'r mut Vec<f32>,
+    ) -> &'r [f32] {
         let k = self.tokens.len();
-        match teacher.get(k) {
-            Some(&t) if teacher[..k] == self.tokens[..] && (t as usize) < row.len() => {
+        let forced = match &self.options.teacher {
+            Some(teacher) if teacher[..k.min(teacher.len())] == self.tokens[..] => {
+                teacher.get(k).copied()
+            }
+            _ => None,
+        };
+        let forced = forced.or_else(|| self.close_thought(state));
+        match forced {
+            Some(t) if (t as usize) < row.len() => {
                 scratch.clear();
                 scratch.extend_from_slice(row);
                 let max = row
@@ -422,9 +440,21 @@ impl Run<'_> {
         }
     }
 
+    /// `<|thought_end|>` when a thought is open, the grammar allows closing it
+    /// here, and only the action's reserve of the token budget is left.
+    fn close_thought(&mut self, state: ConstrainedState) -> Option<u32> {
+        if !state.grammar().in_thought()
+            || self.tokens.len() + ACTION_RESERVE_TOKENS < self.options.max_tokens
+        {
+            return None;
+        }
+        let end = self.grammar.index().atomic_id(lumine_action::THOUGHT_END)?;
+        self.grammar.advance(state, end).map(|_| end)
+    }
+
     fn choose(&mut self, state: ConstrainedState, row: &[f32]) -> Result<u32, EngineError> {
         let mut scratch = Vec::new();
-        let row = self.row(row, &mut scratch);
+        let row = self.row(state, row, &mut scratch);
         let chosen = match self.options.sampling {
             Sampling::Greedy => {
                 let chosen = self.grammar.greedy(state, row);
@@ -451,7 +481,7 @@ impl Run<'_> {
         draft: u32,
     ) -> Result<Verdict, EngineError> {
         let mut scratch = Vec::new();
-        let row = self.row(row, &mut scratch);
+        let row = self.row(state, row, &mut scratch);
         match self.options.sampling {
             Sampling::Greedy => {
                 let chosen = self

@@ -267,6 +267,46 @@ proptest! {
     }
 }
 
+/// Random noise, but the thought marker and the letter `a` are far ahead: a
+/// model that would open a thought and write it until the budget is gone.
+struct Rambling(Random);
+
+impl Logits for Rambling {
+    fn row(&self, context: &[u32]) -> Vec<f32> {
+        let f = fixture();
+        let mut row = self.0.row(context);
+        let start = f.index.atomic_id("<|thought_start|>").unwrap();
+        let a = f.tokenizer.encode("a").unwrap()[0];
+        row[start as usize] = 30.0;
+        row[a as usize] = 20.0;
+        row
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A thought that would outgrow the turn's token budget is closed in time
+    /// for the action: the turn still finishes within `max_tokens`, thought
+    /// and action valid, however long the grammar lets thoughts be.
+    #[test]
+    fn a_long_thought_leaves_room_for_the_action(
+        seed in any::<u64>(),
+        max_tokens in 80usize..200,
+        drafts in prop_oneof![Just(0usize), 1usize..20],
+        sampling in sampling_strategy(),
+    ) {
+        let mut g = grammar(true, 4096);
+        let mut model = Fake::new(Rambling(Random(seed)));
+        let options = TurnOptions { max_tokens, ..options(drafts, sampling) };
+        let turn = decode(&mut model, &mut g, &options, &mut TurnSampler::new(sampling), &["W"]);
+        check_parses(&g, &turn);
+        prop_assert!(turn.tokens.len() <= max_tokens);
+        let thought = turn.turn.thought.clone().unwrap_or_default();
+        prop_assert!(thought.len() >= max_tokens - lumine_engine::speculative::ACTION_RESERVE_TOKENS - 1, "{:?}", turn.text);
+    }
+}
+
 fn action_strategy() -> impl Strategy<Value = Action> {
     let key = proptest::sample::select(
         Key::ALL
