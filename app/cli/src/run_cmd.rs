@@ -125,6 +125,14 @@ pub struct RemoteArgs {
     /// here either way).
     #[arg(long, value_name = "ENGINE", value_parser = ["vllm", "sglang"])]
     pub remote_guided: Option<String>,
+    /// How frames are sent to the remote engine: jpeg (quality 85, the
+    /// default) or png (lossless: the exact pixels the embedded engine sees).
+    #[arg(long, value_name = "FORMAT", value_parser = ["jpeg", "png"])]
+    pub remote_image_format: Option<String>,
+    /// Send only fields of the OpenAI schema (no `skip_special_tokens`), for
+    /// servers that refuse other fields, such as `transformers serve`.
+    #[arg(long)]
+    pub remote_strict_openai: bool,
 }
 
 /// Parses `X,Y`.
@@ -233,9 +241,16 @@ fn open_target(
 pub fn run(args: &RunArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let r = &args.remote;
     if r.remote.is_none()
-        && (r.remote_model.is_some() || r.system_prompt_file.is_some() || r.remote_guided.is_some())
+        && (r.remote_model.is_some()
+            || r.system_prompt_file.is_some()
+            || r.remote_guided.is_some()
+            || r.remote_image_format.is_some()
+            || r.remote_strict_openai)
     {
-        bail!("--remote-model, --system-prompt-file and --remote-guided need --remote");
+        bail!(
+            "--remote-model, --system-prompt-file, --remote-guided, --remote-image-format and \
+             --remote-strict-openai need --remote"
+        );
     }
     let mut settings = RuntimeConfig::new(KeyVocabulary::default());
     settings.history_frames = args.history.unwrap_or(config.history_frames);
@@ -287,6 +302,10 @@ pub fn run(args: &RunArgs, config: &Config) -> anyhow::Result<ExitCode> {
             Some("sglang") => lumine_remote::GuidedDecoding::Sglang,
             _ => lumine_remote::GuidedDecoding::Off,
         };
+        if args.remote.remote_image_format.as_deref() == Some("png") {
+            options.frame_format = lumine_remote::FrameFormat::Png;
+        }
+        options.strict_openai = args.remote.remote_strict_openai;
         Box::new(lumine_remote::RemotePolicy::new(options, &settings.vocab))
     } else {
         bail!("pass one of --model, --script, --replay, --remote");

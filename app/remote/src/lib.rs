@@ -7,8 +7,8 @@
 //!   a short-lived named thread that sends lines of the server-sent-event
 //!   stream over a bounded channel; the policy waits on it with the
 //!   first-token and between-chunk deadlines, and checks the cancel flag.
-//! * Frames go as base64 JPEG data URLs, each encoded once and cached by its
-//!   `Arc`, so the prompt is append-only and byte-stable from step to step
+//! * Frames go as base64 JPEG data URLs (or lossless PNG, [`FrameFormat`]),
+//!   each encoded once and cached by its `Arc`, so the prompt is append-only and byte-stable from step to step
 //!   and the server's prefix cache hits.
 //! * The server's structured output can be asked for ([`GuidedDecoding`]);
 //!   the text is validated here regardless: nothing invalid is played.
@@ -26,7 +26,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use lumine_action::{KeyVocabulary, StreamEvent, Turn};
 use lumine_runtime::policy::{Canceller, Observation, Policy, PolicyError, TextTurn};
 
-pub use messages::{action_regex, encode_jpeg_data_url};
+pub use messages::{
+    action_regex, encode_frame_data_url, encode_jpeg_data_url, encode_png_data_url,
+};
 pub use sse::{SseLine, parse_sse_line};
 
 /// Environment variable holding the API key (sent as `Authorization: Bearer`).
@@ -70,6 +72,25 @@ pub enum GuidedDecoding {
     Sglang,
 }
 
+/// How frames are sent to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameFormat {
+    /// `data:image/jpeg` at this quality (1..=100): small, lossy.
+    Jpeg {
+        /// JPEG quality, 1..=100.
+        quality: u8,
+    },
+    /// `data:image/png`: lossless and larger; the server sees exactly the
+    /// pixels the embedded engine would.
+    Png,
+}
+
+impl Default for FrameFormat {
+    fn default() -> FrameFormat {
+        FrameFormat::Jpeg { quality: 85 }
+    }
+}
+
 /// Settings of a [`RemotePolicy`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteOptions {
@@ -94,8 +115,14 @@ pub struct RemoteOptions {
     /// Upper bound on the tokens of one turn (sent as both `max_tokens` and
     /// `max_completion_tokens`).
     pub max_tokens: u32,
-    /// JPEG quality of the frames, 1..=100.
-    pub jpeg_quality: u8,
+    /// Encoding of the frames (default JPEG quality 85).
+    pub frame_format: FrameFormat,
+    /// Send only fields of the OpenAI schema: leave out
+    /// `skip_special_tokens: false` (a vLLM and SGLang extension), for servers
+    /// that refuse unknown fields (`transformers serve` answers HTTP 422).
+    /// Such a server must keep the action markers in the text by itself
+    /// (`transformers serve` does for Qwen2-VL models).
+    pub strict_openai: bool,
     /// Server-side structured output.
     pub guided: GuidedDecoding,
     /// Whether the turn may open with a thought (for the guided regex).
@@ -116,7 +143,8 @@ impl RemoteOptions {
             max_attempts: 3,
             initial_backoff: Duration::from_millis(100),
             max_tokens: 160,
-            jpeg_quality: 85,
+            frame_format: FrameFormat::default(),
+            strict_openai: false,
             guided: GuidedDecoding::Off,
             allow_thought: false,
         }
@@ -203,9 +231,9 @@ impl RemotePolicy {
     /// # Errors
     /// A frame cannot be encoded.
     pub fn request_body(&mut self, observation: &Observation<'_>) -> Result<Vec<u8>, PolicyError> {
-        let quality = self.options.jpeg_quality;
+        let format = self.options.frame_format;
         let messages =
-            messages::to_openai_messages(observation.messages, &mut self.frames, quality)?;
+            messages::to_openai_messages(observation.messages, &mut self.frames, format)?;
         let mut body = serde_json::Map::new();
         body.insert("model".into(), self.options.model.clone().into());
         body.insert("messages".into(), messages);
@@ -217,7 +245,9 @@ impl RemotePolicy {
             self.options.max_tokens.into(),
         );
         // The action markers are special tokens of the Lumine tokenizer: keep them.
-        body.insert("skip_special_tokens".into(), false.into());
+        if !self.options.strict_openai {
+            body.insert("skip_special_tokens".into(), false.into());
+        }
         let regex = || action_regex(&self.vocab, self.options.allow_thought);
         match self.options.guided {
             GuidedDecoding::Off => {}

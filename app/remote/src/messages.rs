@@ -1,4 +1,4 @@
-//! The context window as OpenAI chat messages, frames as JPEG data URLs.
+//! The context window as OpenAI chat messages, frames as JPEG or PNG data URLs.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -6,12 +6,16 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use image::ExtendedColorType;
+use image::ImageEncoder as _;
 use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::PngEncoder;
 use lumine_action::{ACTION_END, ACTION_START, KeyVocabulary, THOUGHT_END, THOUGHT_START};
 use lumine_context::{ChatMessage, Part, Role};
 use lumine_runtime::policy::{PolicyError, SharedFrame};
 use lumine_vision::RgbImage;
 use serde_json::{Value, json};
+
+use crate::FrameFormat;
 
 /// Encodes a frame as `data:image/jpeg;base64,...`.
 ///
@@ -38,13 +42,50 @@ pub fn encode_jpeg_data_url(frame: &RgbImage, quality: u8) -> Result<String, Str
     Ok(url)
 }
 
+/// Encodes a frame as `data:image/png;base64,...`: lossless, so the server
+/// sees exactly the pixels the embedded engine would.
+///
+/// # Errors
+/// The PNG encoder failed.
+pub fn encode_png_data_url(frame: &RgbImage) -> Result<String, String> {
+    let mut png = Vec::new();
+    PngEncoder::new(&mut png)
+        .write_image(
+            &frame.data,
+            frame.width,
+            frame.height,
+            ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| {
+            format!(
+                "PNG encoding of a {}x{} frame: {e}",
+                frame.width, frame.height
+            )
+        })?;
+    let mut url = String::with_capacity(22 + png.len() * 4 / 3 + 4);
+    url.push_str("data:image/png;base64,");
+    base64::engine::general_purpose::STANDARD.encode_string(&png, &mut url);
+    Ok(url)
+}
+
+/// Encodes a frame as a data URL in `format`.
+///
+/// # Errors
+/// The encoder failed.
+pub fn encode_frame_data_url(frame: &RgbImage, format: FrameFormat) -> Result<String, String> {
+    match format {
+        FrameFormat::Jpeg { quality } => encode_jpeg_data_url(frame, quality),
+        FrameFormat::Png => encode_png_data_url(frame),
+    }
+}
+
 /// Renders the context's messages. Frames are encoded once and kept in
 /// `cache` (by `Arc` address) for as long as they stay in the window, so the
 /// same frame always gives the same bytes.
 pub(crate) fn to_openai_messages(
     messages: &[ChatMessage<SharedFrame>],
     cache: &mut HashMap<usize, (SharedFrame, Arc<str>)>,
-    quality: u8,
+    format: FrameFormat,
 ) -> Result<Value, PolicyError> {
     let mut live = Vec::new();
     let mut out = Vec::with_capacity(messages.len());
@@ -77,7 +118,7 @@ pub(crate) fn to_openai_messages(
                             let url = match cache.get(&key) {
                                 Some((_, url)) => Arc::clone(url),
                                 None => {
-                                    let url: Arc<str> = encode_jpeg_data_url(frame, quality)
+                                    let url: Arc<str> = encode_frame_data_url(frame, format)
                                         .map_err(|e| PolicyError::Failed(format!("remote: {e}")))?
                                         .into();
                                     cache.insert(key, (Arc::clone(frame), Arc::clone(&url)));

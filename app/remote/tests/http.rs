@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use lumine_action::{KeyVocabulary, StreamEvent};
 use lumine_context::{ChatMessage, Part, Role};
-use lumine_remote::{GuidedDecoding, RemoteOptions, RemotePolicy};
+use lumine_remote::{FrameFormat, GuidedDecoding, RemoteOptions, RemotePolicy};
 use lumine_runtime::policy::{Observation, Policy, PolicyError, SharedFrame};
 use lumine_vision::RgbImage;
 
@@ -442,4 +442,80 @@ fn the_canceller_stops_a_turn_in_progress() {
     let (result, _) = step(&mut policy, &[frame(0)]);
     assert_eq!(result.unwrap_err(), PolicyError::Cancelled);
     assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+/// The request body of one step with `opts`, parsed (no server needed).
+fn body_with(opts: RemoteOptions, frames: &[SharedFrame]) -> serde_json::Value {
+    let mut policy = RemotePolicy::new(opts, &KeyVocabulary::default());
+    let msgs = messages(frames);
+    let observation = Observation {
+        step: frames.len() as u64,
+        frame: frames.last().unwrap(),
+        messages: &msgs,
+        first_chunk_due: None,
+    };
+    serde_json::from_slice(&policy.request_body(&observation).unwrap()).unwrap()
+}
+
+#[test]
+fn png_frames_carry_the_exact_pixels() {
+    use base64::Engine as _;
+    let mut opts = options("http://127.0.0.1:9");
+    opts.frame_format = FrameFormat::Png;
+    let (a, b) = (frame(7), frame(200));
+    let body = body_with(opts, &[Arc::clone(&a), Arc::clone(&b)]);
+    let urls: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["content"].as_array())
+        .flatten()
+        .filter_map(|part| part["image_url"]["url"].as_str())
+        .collect();
+    assert_eq!(urls.len(), 2);
+    for (url, original) in urls.iter().zip([&a, &b]) {
+        let data = url.strip_prefix("data:image/png;base64,").unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap();
+        let decoded = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(decoded.dimensions(), (original.width, original.height));
+        assert_eq!(decoded.into_raw(), original.data, "lossless");
+    }
+}
+
+#[test]
+fn jpeg_is_the_default_and_strict_openai_leaves_out_vendor_fields() {
+    let f = frame(3);
+    let body = body_with(options("http://127.0.0.1:9"), std::slice::from_ref(&f));
+    assert_eq!(body["skip_special_tokens"], false);
+    assert!(
+        body.to_string().contains("data:image/jpeg;base64,"),
+        "JPEG frames by default"
+    );
+
+    let mut opts = options("http://127.0.0.1:9");
+    opts.strict_openai = true;
+    let body = body_with(opts, &[f]);
+    let fields: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "max_completion_tokens",
+            "max_tokens",
+            "messages",
+            "model",
+            "stream",
+            "temperature"
+        ],
+        "only OpenAI chat-completions fields"
+    );
+    assert_eq!(body["temperature"], 0, "greedy");
 }
