@@ -38,6 +38,21 @@ fn timeline(actions: &[String], vocab: &KeyVocabulary) -> Vec<Chunk> {
         .collect()
 }
 
+/// `lumine record` of the scene's window into `out`, small frames.
+fn record_64x48(scene: &Scene, out: &std::path::Path, extra: &[&str]) -> support::Lumine {
+    let mut args = vec![
+        "record",
+        "--window",
+        "Game",
+        "--out",
+        out.to_str().unwrap(),
+        "--frame-size",
+        "64x48",
+    ];
+    args.extend_from_slice(extra);
+    scene.lumine(&args)
+}
+
 const PLAYED: &str = "\
 0 0 0 ; W ; W ; W ; W ; ;
 0 0 0 ; ; Shift W ; Shift W ; ; ; D
@@ -52,17 +67,7 @@ fn a_recording_of_injected_input_reproduces_it_as_action_strings() {
     let scene = Scene::start(640, 480);
     let d = scene.display();
     let out = scene.dir.path().join("demo");
-    let mut record = scene.lumine(&[
-        "record",
-        "--window",
-        "Game",
-        "--out",
-        out.to_str().unwrap(),
-        "--frame-size",
-        "64x48",
-        "--mouse-scale",
-        "1,1",
-    ]);
+    let mut record = record_64x48(&scene, &out, &["--mouse-scale", "1,1"]);
     record.wait_stderr("recording window");
     std::thread::sleep(Duration::from_millis(300));
     // Someone else's XTest input: our own runtime playing a script.
@@ -117,15 +122,7 @@ fn a_recording_of_injected_input_reproduces_it_as_action_strings() {
 fn kill_9_of_a_recording_leaves_a_readable_trajectory() {
     let scene = Scene::start(320, 240);
     let out = scene.dir.path().join("demo");
-    let mut record = scene.lumine(&[
-        "record",
-        "--window",
-        "Game",
-        "--out",
-        out.to_str().unwrap(),
-        "--frame-size",
-        "64x48",
-    ]);
+    let mut record = record_64x48(&scene, &out, &[]);
     let steps = out.join("steps.jsonl");
     let deadline = std::time::Instant::now() + support::TIMEOUT;
     while std::fs::read_to_string(&steps).map_or(0, |s| s.lines().count()) < 6 {

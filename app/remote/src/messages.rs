@@ -22,24 +22,14 @@ use crate::FrameFormat;
 /// # Errors
 /// The JPEG encoder failed.
 pub fn encode_jpeg_data_url(frame: &RgbImage, quality: u8) -> Result<String, String> {
-    let mut jpeg = Vec::new();
-    JpegEncoder::new_with_quality(&mut jpeg, quality.clamp(1, 100))
-        .encode(
+    data_url(frame, "jpeg", |out| {
+        JpegEncoder::new_with_quality(out, quality.clamp(1, 100)).encode(
             &frame.data,
             frame.width,
             frame.height,
             ExtendedColorType::Rgb8,
         )
-        .map_err(|e| {
-            format!(
-                "JPEG encoding of a {}x{} frame: {e}",
-                frame.width, frame.height
-            )
-        })?;
-    let mut url = String::with_capacity(23 + jpeg.len() * 4 / 3 + 4);
-    url.push_str("data:image/jpeg;base64,");
-    base64::engine::general_purpose::STANDARD.encode_string(&jpeg, &mut url);
-    Ok(url)
+    })
 }
 
 /// Encodes a frame as `data:image/png;base64,...`: lossless, so the server
@@ -48,23 +38,35 @@ pub fn encode_jpeg_data_url(frame: &RgbImage, quality: u8) -> Result<String, Str
 /// # Errors
 /// The PNG encoder failed.
 pub fn encode_png_data_url(frame: &RgbImage) -> Result<String, String> {
-    let mut png = Vec::new();
-    PngEncoder::new(&mut png)
-        .write_image(
+    data_url(frame, "png", |out| {
+        PngEncoder::new(out).write_image(
             &frame.data,
             frame.width,
             frame.height,
             ExtendedColorType::Rgb8,
         )
-        .map_err(|e| {
-            format!(
-                "PNG encoding of a {}x{} frame: {e}",
-                frame.width, frame.height
-            )
-        })?;
-    let mut url = String::with_capacity(22 + png.len() * 4 / 3 + 4);
-    url.push_str("data:image/png;base64,");
-    base64::engine::general_purpose::STANDARD.encode_string(&png, &mut url);
+    })
+}
+
+/// `data:image/{kind};base64,...` of what `encode` writes for `frame`.
+fn data_url(
+    frame: &RgbImage,
+    kind: &str,
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), image::ImageError>,
+) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    encode(&mut bytes).map_err(|e| {
+        format!(
+            "{} encoding of a {}x{} frame: {e}",
+            kind.to_uppercase(),
+            frame.width,
+            frame.height
+        )
+    })?;
+    let prefix = format!("data:image/{kind};base64,");
+    let mut url = String::with_capacity(prefix.len() + bytes.len() * 4 / 3 + 4);
+    url.push_str(&prefix);
+    base64::engine::general_purpose::STANDARD.encode_string(&bytes, &mut url);
     Ok(url)
 }
 
