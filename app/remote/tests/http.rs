@@ -194,17 +194,25 @@ fn options(base: &str) -> RemoteOptions {
     o
 }
 
+/// The observation of the step after `frames` (the last one is current).
+fn observation<'a>(
+    frames: &'a [SharedFrame],
+    msgs: &'a [ChatMessage<SharedFrame>],
+) -> Observation<'a> {
+    Observation {
+        step: frames.len() as u64,
+        frame: frames.last().unwrap(),
+        messages: msgs,
+        first_chunk_due: None,
+    }
+}
+
 fn step(
     policy: &mut RemotePolicy,
     frames: &[SharedFrame],
 ) -> (Result<lumine_action::Turn, PolicyError>, Vec<StreamEvent>) {
     let msgs = messages(frames);
-    let observation = Observation {
-        step: frames.len() as u64,
-        frame: frames.last().unwrap(),
-        messages: &msgs,
-        first_chunk_due: None,
-    };
+    let observation = observation(frames, &msgs);
     let mut events = Vec::new();
     let result = policy.next_turn(&observation, &mut |e| events.push(e));
     (result, events)
@@ -448,12 +456,7 @@ fn the_canceller_stops_a_turn_in_progress() {
 fn body_with(opts: RemoteOptions, frames: &[SharedFrame]) -> serde_json::Value {
     let mut policy = RemotePolicy::new(opts, &KeyVocabulary::default());
     let msgs = messages(frames);
-    let observation = Observation {
-        step: frames.len() as u64,
-        frame: frames.last().unwrap(),
-        messages: &msgs,
-        first_chunk_due: None,
-    };
+    let observation = observation(frames, &msgs);
     serde_json::from_slice(&policy.request_body(&observation).unwrap()).unwrap()
 }
 
