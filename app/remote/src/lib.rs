@@ -8,8 +8,8 @@
 //!   stream over a bounded channel; the policy waits on it with the
 //!   first-token and between-chunk deadlines, and checks the cancel flag.
 //! * Frames go as base64 JPEG data URLs (or lossless PNG, [`FrameFormat`]),
-//!   each encoded once and cached by its `Arc`, so the prompt is append-only and byte-stable from step to step
-//!   and the server's prefix cache hits.
+//!   each encoded once and cached by its `Arc`, so the prompt is append-only
+//!   and byte-stable from step to step and the server's prefix cache hits.
 //! * The server's structured output can be asked for ([`GuidedDecoding`]);
 //!   the text is validated here regardless: nothing invalid is played.
 
