@@ -269,6 +269,8 @@ proptest! {
 
 /// Random noise, but the thought marker and the letter `a` are far ahead: a
 /// model that would open a thought and write it until the budget is gone.
+/// Once the thought is closed it answers a short action (random key names
+/// can make an action longer than any fixed reserve).
 struct Rambling(Random);
 
 impl Logits for Rambling {
@@ -276,9 +278,20 @@ impl Logits for Rambling {
         let f = fixture();
         let mut row = self.0.row(context);
         let start = f.index.atomic_id("<|thought_start|>").unwrap();
+        let end = f.index.atomic_id("<|thought_end|>").unwrap();
         let a = f.tokenizer.encode("a").unwrap()[0];
         row[start as usize] = 30.0;
         row[a as usize] = 20.0;
+        if let Some(at) = context.iter().position(|&t| t == end) {
+            let action = f
+                .tokenizer
+                .encode("<|action_start|>0 0 0 ; W ; W ; W ; W ; W ; W<|action_end|>")
+                .unwrap();
+            let done = &context[at + 1..];
+            if done.len() < action.len() && action[..done.len()] == *done {
+                row[action[done.len()] as usize] = 60.0;
+            }
+        }
         row
     }
 }
