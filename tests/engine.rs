@@ -202,9 +202,16 @@ fn the_trained_arena_policy_agrees_with_its_checkpoint_and_manifest() {
         manifest.contains("instruction: \"You play the game with the keyboard and mouse."),
         "the arena prompts the policy was trained with: {manifest}"
     );
-    // The training log ends with the saved checkpoint.
+    // The training log ends with the saved checkpoint, and the manifest keeps the runtime to
+    // the frames of context the policy was trained with.
     let log = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
     assert!(log.lines().last().unwrap().contains("\"saved\""), "{log}");
+    let data: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    let history = data["history"].as_u64().expect("the training history");
+    assert!(
+        manifest.contains(&format!("history_frames: Some({history})")),
+        "trained with {history} frames: {manifest}"
+    );
 }
 
 #[test]

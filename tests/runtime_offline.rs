@@ -36,6 +36,45 @@ fn the_model_runs_offline_under_the_action_grammar() {
 }
 
 #[test]
+fn a_model_is_never_shown_more_frames_than_it_was_trained_with() {
+    // test-tiny, with a manifest that says it was trained on one frame of context.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("one-frame");
+    std::fs::create_dir(&model).unwrap();
+    let tiny = repo().join("models/test-tiny");
+    for entry in std::fs::read_dir(&tiny).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, model.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let manifest = std::fs::read_to_string(tiny.join("manifest.ron")).unwrap();
+    let end = manifest.rfind(')').unwrap();
+    let one = format!("{}  history_frames: Some(1),\n)\n", &manifest[..end]);
+    std::fs::write(model.join("manifest.ron"), one).unwrap();
+    let run = |history: &str| {
+        let out = lumine(&dir)
+            .args(["run", "--frames"])
+            .arg(golden_frames())
+            .arg("--model")
+            .arg(&model)
+            .args(["--frame-size", "112x56", "--history", history, "--lockstep"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let err = run("3");
+    assert!(
+        err.contains("history: 1 frames, as the model was trained (asked for 3)"),
+        "{err}"
+    );
+    assert!(err.contains("18 chunks played"), "{err}");
+    // Fewer than it was trained with is the operator's choice.
+    assert!(!run("1").contains("history:"));
+}
+
+#[test]
 fn a_malformed_script_is_refused_with_line_numbers_and_nothing_runs() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("bad.txt");

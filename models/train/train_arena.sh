@@ -3,7 +3,7 @@
 # demonstrations -> three training stages -> ONNX export (checked against transformers) ->
 # golden files -> evaluation in real time. Seeded end to end; see models/train/README.md.
 #   models/train/train_arena.sh              # everything (about an hour on two CPU cores)
-#   WORK=DIR EPISODES=N NOISE=P STEPS=a,b,c models/train/train_arena.sh
+#   WORK=DIR EPISODES=N NOISE=P STEPS=a,b,c HISTORY=F ROPE_THETA=T models/train/train_arena.sh
 # Needs the export environment (scripts/setup-export-env) and a release build of lumine.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -15,6 +15,8 @@ OUT="${OUT:-$ROOT/models/arena-tiny}"
 EPISODES="${EPISODES:-1800}"
 NOISE="${NOISE:-0.15}"
 STEPS="${STEPS:-300,1500,400}"
+HISTORY="${HISTORY:-10}"
+ROPE_THETA="${ROPE_THETA:-}"
 SEED="${SEED:-0}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
@@ -29,12 +31,13 @@ rm -rf "$WORK/demos"
 
 step "training (stages: $STEPS optimizer steps)"
 "$PY" models/train/train_policy.py --demos "$WORK/demos" --base models/test-tiny/hf \
-  --out "$WORK/hf" --log "$WORK/train_log.jsonl" --steps "$STEPS" --seed "$SEED"
+  --out "$WORK/hf" --log "$WORK/train_log.jsonl" --steps "$STEPS" --seed "$SEED" --history "$HISTORY" \
+  ${ROPE_THETA:+--rope-theta "$ROPE_THETA"}
 
 step "export to $OUT (checked against transformers)"
 rm -rf "$OUT"
 "$PY" models/export/export.py --hf "$WORK/hf" --out "$OUT" --frame 256x144 --prompts arena \
-  --name "lumine-$(basename "$OUT")"
+  --history "$HISTORY" --name "lumine-$(basename "$OUT")"
 cp -r "$WORK/hf" "$OUT/hf"
 cp "$WORK/train_log.jsonl" "$OUT/train_log.jsonl"
 "$PY" models/export/make_golden.py --model "$OUT"

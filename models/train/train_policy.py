@@ -232,11 +232,18 @@ class Encoder:
         }
 
 
-def fresh_model(base: Path, seed: int):
-    """The base checkpoint's architecture with new seeded weights (transformers' own init)."""
+def fresh_model(base: Path, seed: int, rope_theta: float | None = None):
+    """The base checkpoint's architecture with new seeded weights (transformers' own init).
+
+    `rope_theta` replaces the text decoder's rotary base. A small model has few rotary pairs
+    per section of M-RoPE (test-tiny: 3 for a frame's width, the slowest of its 8), and at
+    Qwen2-VL's 1e6 they turn by about 0.002 radians across a 9-column frame: the decoder
+    cannot tell where in the frame a patch is. At 10 they turn by 1.2 to 2.1 radians."""
     from transformers import AutoConfig, Qwen2VLForConditionalGeneration
 
     config = AutoConfig.from_pretrained(base)
+    if rope_theta is not None:
+        config.text_config.rope_parameters["rope_theta"] = rope_theta
     config.initializer_range = 0.02
     config.text_config.initializer_range = 0.02
     config.vision_config.initializer_range = 0.02
@@ -307,6 +314,8 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--accumulate", type=int, default=4, help="sequences per optimizer step")
     ap.add_argument("--heldout", type=float, default=0.05, help="share of episodes kept out of training")
+    ap.add_argument("--rope-theta", type=float, default=None,
+                    help="the text decoder's rotary base (default: the base checkpoint's)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -334,11 +343,12 @@ def main() -> int:
     n_held = max(1, int(len(episodes) * args.heldout))
     held, train = episodes[:n_held], episodes[n_held:]
     encoder = Encoder(args.base, (fw, fh))
-    model = fresh_model(args.base, args.seed)
+    model = fresh_model(args.base, args.seed, args.rope_theta)
     n_params = sum(p.numel() for p in model.parameters())
     log({"event": "data", "episodes": len(episodes), "train_episodes": len(train), "heldout_episodes": len(held),
          "steps": sum(len(e.steps) for e in episodes), "thoughts": sum(s.thought is not None for e in episodes for s in e.steps),
          "frame": args.frame, "history": args.history, "parameters": n_params, "seed": args.seed,
+         "rope_theta": model.config.text_config.rope_parameters["rope_theta"],
          "pads_per_frame": encoder.pads_per_frame})
 
     stage_steps = [int(x) for x in args.steps.split(",")]

@@ -17,9 +17,9 @@ use clap::{Args, Subcommand};
 use lumine_action::{Action, KeyVocabulary, StreamEvent, Turn};
 use lumine_arena::expert::{Expert, MouseCarry, distance_to_goal};
 use lumine_arena::{State, TaskKind, World};
-use lumine_config::{AgentMode, Config};
+use lumine_config::Config;
 use lumine_runtime::live::{self, WindowSpec};
-use lumine_runtime::policy::{EnginePolicy, EnginePolicyOptions, Observation, stream_turn};
+use lumine_runtime::policy::{Observation, stream_turn};
 use lumine_runtime::{
     Command, DenyList, Policy, PolicyError, Runtime, RuntimeConfig, RuntimeParts,
 };
@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::arena_cmd::parse_task;
 use crate::generate_cmd::{ModelArgs, ProviderArg};
-use crate::run_cmd::{parse_pair_f32, parse_size};
+use crate::run_cmd::{engine_policy, parse_pair_f32, parse_size};
 
 /// `lumine eval ...`.
 #[derive(Debug, Subcommand)]
@@ -432,23 +432,8 @@ fn run_episode(
                 provider: args.provider,
                 device: None,
                 allow_cpu_fallback: true,
-            }
-            .open(config)?;
-            let m = &model.manifest;
-            settings.vocab = model.keys.clone();
-            settings.system_prompt = match config.mode {
-                AgentMode::Instruction => m.prompts.instruction.clone(),
-                AgentMode::Reasoning => m.prompts.reasoning.clone(),
             };
-            settings.mouse_scale = (m.mouse_scale.x, m.mouse_scale.y);
-            settings.frame_size = Some((m.frame.width, m.frame.height));
-            let options = EnginePolicyOptions {
-                allow_thought: config.mode == AgentMode::Reasoning,
-                ..EnginePolicyOptions::default()
-            };
-            let policy = EnginePolicy::new(model, options);
-            settings.text_tokens = Some(policy.token_counter());
-            Box::new(policy)
+            engine_policy(&model, config.mode, config, &mut settings)?
         }
         None => {
             settings.mouse_scale = args.mouse_scale;

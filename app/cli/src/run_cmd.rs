@@ -368,6 +368,16 @@ pub fn engine_policy(
     };
     settings.mouse_scale = (m.mouse_scale.x, m.mouse_scale.y);
     settings.frame_size = Some((m.frame.width, m.frame.height));
+    if let Some(trained) = m.history_frames
+        && settings.history_frames > trained
+    {
+        // More frames than it was trained with put it out of its depth.
+        eprintln!(
+            "history: {} frames, as the model was trained (asked for {})",
+            trained, settings.history_frames
+        );
+        settings.history_frames = trained;
+    }
     let options = EnginePolicyOptions {
         allow_thought: mode == AgentMode::Reasoning,
         ..EnginePolicyOptions::default()

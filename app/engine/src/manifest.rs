@@ -220,6 +220,10 @@ pub struct Manifest {
     /// in manifests written before partitioning existed).
     #[serde(default)]
     pub partition: Option<PartitionManifest>,
+    /// Frames of context the model was trained with: the runtime never shows
+    /// it more (`None`, or absent: any number, the runtime's setting).
+    #[serde(default)]
+    pub history_frames: Option<usize>,
 }
 
 fn one() -> usize {
@@ -352,6 +356,9 @@ impl Manifest {
                 "format_version {} is not supported (this build reads {FORMAT_VERSION}); re-export the model",
                 self.format_version
             ));
+        }
+        if self.history_frames == Some(0) {
+            out.push("history_frames must be at least 1 (or absent)".to_owned());
         }
         if self.architecture != "qwen2_vl" {
             out.push(format!(
@@ -491,6 +498,7 @@ pub(crate) mod tests {
             },
             partitions: 1,
             partition: None,
+            history_frames: None,
         }
     }
 
@@ -499,6 +507,22 @@ pub(crate) mod tests {
         let m = sample();
         let text = ron::ser::to_string_pretty(&m, ron::ser::PrettyConfig::default()).unwrap();
         assert_eq!(Manifest::from_ron(&text, Path::new("m.ron")).unwrap(), m);
+    }
+
+    #[test]
+    fn the_trained_history_is_optional_and_at_least_one_frame() {
+        let mut m = sample();
+        assert!(m.problems().is_empty());
+        m.history_frames = Some(2);
+        let text = ron::ser::to_string_pretty(&m, ron::ser::PrettyConfig::default()).unwrap();
+        assert_eq!(
+            Manifest::from_ron(&text, Path::new("m.ron"))
+                .unwrap()
+                .history_frames,
+            Some(2)
+        );
+        m.history_frames = Some(0);
+        assert_eq!(m.problems().len(), 1, "{:?}", m.problems());
     }
 
     #[test]
