@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_policy import PROMPT_SETS, Encoder, Frames, load_episodes, windows  # noqa: E402
+from train_policy import PROMPT_SETS, Encoder, Frames, load_episodes, split_heldout, windows  # noqa: E402
 
 
 def main() -> int:
@@ -41,8 +41,8 @@ def main() -> int:
     fw, fh = (int(x) for x in args.frame.split("x"))
     frames = Frames((fw, fh))
     episodes = load_episodes(args.demos, frames)
-    random.Random(args.seed).shuffle(episodes)
-    held = episodes[: max(1, int(len(episodes) * args.heldout))]
+    # The same split as training: its generator's first use is this shuffle.
+    held, _ = split_heldout(episodes, args.heldout, random.Random(args.seed))
     data = [w for e in held for w in windows(e, 2, args.history, PROMPT_SETS[args.prompts])][: args.windows]
     encoder = Encoder(args.base, (fw, fh))
     model = Qwen2VLForConditionalGeneration.from_pretrained(args.hf).eval()

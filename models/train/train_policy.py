@@ -107,6 +107,13 @@ def load_episodes(roots: list[Path], frames: Frames) -> list[Episode]:
     return episodes
 
 
+def split_heldout(episodes: list[Episode], share: float, rng: random.Random) -> tuple[list[Episode], list[Episode]]:
+    """Shuffles the episodes with `rng` and returns (held out, training): at least one held out."""
+    rng.shuffle(episodes)
+    n_held = max(1, int(len(episodes) * share))
+    return episodes[:n_held], episodes[n_held:]
+
+
 @dataclass
 class Window:
     """One training sequence: the runtime's context at some step."""
@@ -339,9 +346,7 @@ def main() -> int:
     if not episodes:
         print(f"train_policy: no trajectories under {args.demos}", file=sys.stderr)
         return 2
-    rng.shuffle(episodes)
-    n_held = max(1, int(len(episodes) * args.heldout))
-    held, train = episodes[:n_held], episodes[n_held:]
+    held, train = split_heldout(episodes, args.heldout, rng)
     encoder = Encoder(args.base, (fw, fh))
     model = fresh_model(args.base, args.seed, args.rope_theta)
     n_params = sum(p.numel() for p in model.parameters())
