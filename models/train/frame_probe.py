@@ -8,6 +8,10 @@ train_policy.py with that --seed), three ways: the real frames, blank frames, an
 frames' patches shuffled (the rows of pixel_values permuted, which scrambles the picture
 but keeps its colours). A policy that steers toward what it sees must lose clearly more on
 shuffled frames than on real ones; one that does not uses only which colours a frame holds.
+
+Most answers repeat the one before (walking on, scanning on), which the context alone
+predicts, so the loss is also reported on the answers that change the action ("changed_"):
+the decisions that only the frame can explain.
 """
 
 from __future__ import annotations
@@ -21,7 +25,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_policy import PROMPT_SETS, Encoder, Frames, load_episodes, split_heldout, windows  # noqa: E402
+from train_policy import PROMPT_SETS, Encoder, Frames, Window, load_episodes, split_heldout, windows  # noqa: E402
+
+
+def changes_only(w: Window) -> Window | None:
+    """The window with only its answers that differ from the previous step's in the loss."""
+    labelled = [ok and i > 0 and s.action != w.steps[i - 1].action for i, (ok, s) in enumerate(zip(w.labelled, w.steps))]
+    return Window(w.system, w.goal, w.steps, labelled, w.reasoning) if any(labelled) else None
 
 
 def main() -> int:
@@ -47,15 +57,20 @@ def main() -> int:
     encoder = Encoder(args.base, (fw, fh))
     model = Qwen2VLForConditionalGeneration.from_pretrained(args.hf).eval()
     torch.manual_seed(args.seed)
-    loss = {"real": 0.0, "blank": 0.0, "shuffled": 0.0}
+    changed = [c for c in map(changes_only, data) if c is not None]
+    report: dict[str, float | int] = {}
     with torch.no_grad():
-        for w in data:
-            batch = encoder.encode(w, frames)
-            pv = batch["pixel_values"]
-            loss["real"] += float(model(**batch).loss)
-            loss["blank"] += float(model(**{**batch, "pixel_values": torch.zeros_like(pv)}).loss)
-            loss["shuffled"] += float(model(**{**batch, "pixel_values": pv[torch.randperm(pv.shape[0])]}).loss)
-    print(json.dumps({k: round(v / len(data), 4) for k, v in loss.items()} | {"windows": len(data)}))
+        for prefix, subset in (("", data), ("changed_", changed)):
+            loss = {"real": 0.0, "blank": 0.0, "shuffled": 0.0}
+            for w in subset:
+                batch = encoder.encode(w, frames)
+                pv = batch["pixel_values"]
+                loss["real"] += float(model(**batch).loss)
+                loss["blank"] += float(model(**{**batch, "pixel_values": torch.zeros_like(pv)}).loss)
+                loss["shuffled"] += float(model(**{**batch, "pixel_values": pv[torch.randperm(pv.shape[0])]}).loss)
+            report |= {prefix + k: round(v / max(1, len(subset)), 4) for k, v in loss.items()}
+            report[prefix + "windows"] = len(subset)
+    print(json.dumps(report))
     return 0
 
 

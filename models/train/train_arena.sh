@@ -3,7 +3,7 @@
 # demonstrations -> three training stages -> ONNX export (checked against transformers) ->
 # golden files -> evaluation in real time. Seeded end to end; see models/train/README.md.
 #   models/train/train_arena.sh              # everything (about an hour on two CPU cores)
-#   WORK=DIR EPISODES=N NOISE=P STEPS=a,b,c HISTORY=F ROPE_THETA=T models/train/train_arena.sh
+#   WORK=DIR EPISODES=N NOISE=P STEPS=a,b,c HISTORY=F ROPE_THETA=T MROPE_SECTION=t,h,w models/train/train_arena.sh
 # Needs the export environment (scripts/setup-export-env) and a release build of lumine.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -17,6 +17,7 @@ NOISE="${NOISE:-0.15}"
 STEPS="${STEPS:-300,1500,400}"
 HISTORY="${HISTORY:-10}"
 ROPE_THETA="${ROPE_THETA:-}"
+MROPE_SECTION="${MROPE_SECTION:-}"
 SEED="${SEED:-0}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
@@ -32,7 +33,7 @@ rm -rf "$WORK/demos"
 step "training (stages: $STEPS optimizer steps)"
 "$PY" models/train/train_policy.py --demos "$WORK/demos" --base models/test-tiny/hf \
   --out "$WORK/hf" --log "$WORK/train_log.jsonl" --steps "$STEPS" --seed "$SEED" --history "$HISTORY" \
-  ${ROPE_THETA:+--rope-theta "$ROPE_THETA"}
+  ${ROPE_THETA:+--rope-theta "$ROPE_THETA"} ${MROPE_SECTION:+--mrope-section "$MROPE_SECTION"}
 
 step "export to $OUT (checked against transformers)"
 rm -rf "$OUT"

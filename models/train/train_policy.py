@@ -167,6 +167,38 @@ def windows(episode: Episode, stage: int, history: int, prompts: tuple[str, str]
     return out
 
 
+# The arena's object colours (app/arena's Colour::rgb) and its sky and floor, for stage 0.
+GROUND_COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 240), "yellow": (240, 210, 40)}
+THIRDS = 3
+
+
+def grounding_windows(frames: Frames, n: int, rng: random.Random, system: str) -> list[Window]:
+    """Stage 0, grounding: `n` synthetic frames, each with one to three squares of different
+    arena colours and sizes on a sky-and-floor background; the goal asks where one colour
+    is and the answer is the third of the frame its centre is in (0 left, 1 middle, 2
+    right). A pre-trained VLM brings this from its own pre-training; a policy trained from
+    scratch on actions alone never learned it (locate_probe.py, models/train/README.md)."""
+    w, h = frames.size
+    out = []
+    for _ in range(n):
+        img = np.empty((h, w, 3), np.uint8)
+        img[: h // 2] = (rng.randint(70, 140),) * 3
+        img[h // 2:] = (rng.randint(30, 90),) * 3
+        names = rng.sample(sorted(GROUND_COLOURS), rng.randint(1, 3))
+        centres = []
+        for name in names:
+            size = rng.randint(12, 64)
+            x, y = rng.randint(0, w - size), rng.randint(0, h - size)
+            img[y:y + size, x:x + size] = GROUND_COLOURS[name]
+            centres.append(x + size // 2)
+        frames.images.append(img)
+        pick = rng.randrange(len(names))
+        third = min(THIRDS - 1, centres[pick] * THIRDS // w)
+        step = Step(len(frames.images) - 1, str(third), None)
+        out.append(Window(system, f"where is the {names[pick]} one", [step], [True], False))
+    return out
+
+
 class Encoder:
     """Turns a window into model inputs, rendering the chat exactly like the engine."""
 
@@ -239,18 +271,24 @@ class Encoder:
         }
 
 
-def fresh_model(base: Path, seed: int, rope_theta: float | None = None):
+def fresh_model(base: Path, seed: int, rope_theta: float | None = None, mrope_section: list[int] | None = None):
     """The base checkpoint's architecture with new seeded weights (transformers' own init).
 
-    `rope_theta` replaces the text decoder's rotary base. A small model has few rotary pairs
-    per section of M-RoPE (test-tiny: 3 for a frame's width, the slowest of its 8), and at
-    Qwen2-VL's 1e6 they turn by about 0.002 radians across a 9-column frame: the decoder
-    cannot tell where in the frame a patch is. At 10 they turn by 1.2 to 2.1 radians."""
+    `rope_theta` replaces the text decoder's rotary base and `mrope_section` its split of the
+    rotary pairs between a frame's time, height and width. Qwen2-VL gives the width the
+    slowest pairs; at its base of 1e6, test-tiny's 3 width pairs turn by about 0.002 radians
+    across a 9-column frame, and the vision tower's rotary embedding is relative only, so
+    nothing tells the model where across the frame a patch is (locate_probe.py measures it)."""
     from transformers import AutoConfig, Qwen2VLForConditionalGeneration
 
     config = AutoConfig.from_pretrained(base)
     if rope_theta is not None:
         config.text_config.rope_parameters["rope_theta"] = rope_theta
+    if mrope_section is not None:
+        head_pairs = config.text_config.hidden_size // config.text_config.num_attention_heads // 2
+        if len(mrope_section) != 3 or sum(mrope_section) != head_pairs:
+            raise ValueError(f"--mrope-section {mrope_section}: three numbers summing to {head_pairs}")
+        config.text_config.rope_parameters["mrope_section"] = list(mrope_section)
     config.initializer_range = 0.02
     config.text_config.initializer_range = 0.02
     config.vision_config.initializer_range = 0.02
@@ -318,11 +356,17 @@ def main() -> int:
                     help="system prompt set (export the model with the same --prompts)")
     ap.add_argument("--history", type=int, default=10, help="frames in the context window (the runtime's history_frames)")
     ap.add_argument("--steps", default="300,900,300", help="optimizer steps of stages 1,2,3")
+    ap.add_argument("--ground-steps", type=int, default=0,
+                    help="optimizer steps of stage 0, grounding on synthetic frames (grounding_windows)")
+    ap.add_argument("--ground-mix", type=float, default=0.0,
+                    help="grounding sequences added to each later stage, as a share of its sequences")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--accumulate", type=int, default=4, help="sequences per optimizer step")
     ap.add_argument("--heldout", type=float, default=0.05, help="share of episodes kept out of training")
     ap.add_argument("--rope-theta", type=float, default=None,
                     help="the text decoder's rotary base (default: the base checkpoint's)")
+    ap.add_argument("--mrope-section", default=None,
+                    help="rotary pairs for a frame's time,height,width, e.g. 1,1,6 (default: the base's)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -348,13 +392,30 @@ def main() -> int:
         return 2
     held, train = split_heldout(episodes, args.heldout, rng)
     encoder = Encoder(args.base, (fw, fh))
-    model = fresh_model(args.base, args.seed, args.rope_theta)
+    mrope = [int(x) for x in args.mrope_section.split(",")] if args.mrope_section else None
+    model = fresh_model(args.base, args.seed, args.rope_theta, mrope)
     n_params = sum(p.numel() for p in model.parameters())
     log({"event": "data", "episodes": len(episodes), "train_episodes": len(train), "heldout_episodes": len(held),
          "steps": sum(len(e.steps) for e in episodes), "thoughts": sum(s.thought is not None for e in episodes for s in e.steps),
          "frame": args.frame, "history": args.history, "parameters": n_params, "seed": args.seed,
          "rope_theta": model.config.text_config.rope_parameters["rope_theta"],
+         "mrope_section": list(model.config.text_config.rope_parameters["mrope_section"]),
          "pads_per_frame": encoder.pads_per_frame})
+
+    ground: list[Window] = []
+    ground_held: list[Window] = []
+    if args.ground_steps > 0 or args.ground_mix > 0:
+        # Drawn after the split, from their own generator: the demonstrations' split and
+        # order do not depend on whether grounding is on.
+        ground_rng = random.Random(args.seed + 1)
+        system = PROMPT_SETS[args.prompts][0]
+        ground = grounding_windows(frames, 4000, ground_rng, system)
+        ground_held = grounding_windows(frames, 200, ground_rng, system)
+    if args.ground_steps > 0:
+        log({"event": "stage", "stage": 0, "sequences": len(ground), "answers": len(ground)})
+        train_stage(model, encoder, frames, ground, stage=0, steps=args.ground_steps, lr=args.lr,
+                    accumulate=args.accumulate, rng=ground_rng, log=log, started=started)
+        log({"event": "eval", "stage": 0, **action_accuracy(model, encoder, frames, ground_held, 200)})
 
     stage_steps = [int(x) for x in args.steps.split(",")]
     for stage, steps in enumerate(stage_steps, start=1):
@@ -367,10 +428,15 @@ def main() -> int:
             # Reasoning is learned next to instruction following, not instead of it: the
             # runtime's default mode stays instruction following.
             data += [w for e in train for w in windows(e, 2, args.history, prompts)]
+        if args.ground_mix > 0:
+            # Keeps what stage 0 taught: actions alone let a model forget where things are.
+            data += [ground[i % len(ground)] for i in range(round(len(data) * args.ground_mix))]
         log({"event": "stage", "stage": stage, "sequences": len(data), "answers": sum(sum(w.labelled) for w in data)})
         train_stage(model, encoder, frames, data, stage=stage, steps=steps, lr=args.lr, accumulate=args.accumulate,
                     rng=rng, log=log, started=started)
         log({"event": "eval", "stage": stage, **action_accuracy(model, encoder, frames, held_data, 40)})
+        if args.ground_mix > 0:
+            log({"event": "eval", "stage": stage, "grounding": action_accuracy(model, encoder, frames, ground_held, 200)})
 
     model.eval()
     if args.out.exists():
