@@ -30,9 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_policy import PROMPT_SETS, Encoder, Frames, Step, Window, fresh_model  # noqa: E402
-
-THIRDS = 3
+from train_policy import PROMPT_SETS, THIRDS, Encoder, Frames, Step, Window, fresh_model  # noqa: E402
 
 
 def synthetic(frames: Frames, n: int, size: int, rng: np.random.Generator) -> list[tuple[int, int]]:

@@ -167,7 +167,7 @@ def windows(episode: Episode, stage: int, history: int, prompts: tuple[str, str]
     return out
 
 
-# The arena's object colours (app/arena's Colour::rgb) and its sky and floor, for stage 0.
+# The arena's object colours (app/arena's Colour::rgb), for stage 0's squares.
 GROUND_COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 240), "yellow": (240, 210, 40)}
 THIRDS = 3
 
