@@ -74,6 +74,8 @@ def main() -> int:
     def encode(frame: int, third: int) -> dict[str, torch.Tensor]:
         return encoder.encode(Window(system, "where is the red square", [Step(frame, str(third), None)], [True], False), frames)
 
+    # Not train_policy.py's train_stage: its rate decays to 5% by the end, and localisation is
+    # learned after a plateau at chance that can end late; a constant rate keeps the test fair.
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     started = time.time()
     order: list[int] = []
