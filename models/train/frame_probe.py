@@ -10,8 +10,9 @@ but keeps its colours). A policy that steers toward what it sees must lose clear
 shuffled frames than on real ones; one that does not uses only which colours a frame holds.
 
 Most answers repeat the one before (walking on, scanning on), which the context alone
-predicts, so the loss is also reported on the answers that change the action ("changed_"):
-the decisions that only the frame can explain.
+predicts, so the loss is also reported on the answers that change the decision ("changed_",
+train_policy.decision: other keys, or another mouse motion rounded to tens): the decisions that only
+the frame can explain.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from train_policy import PROMPT_SETS, Encoder, Frames, Window, load_episodes, sp
 
 
 def changes_only(w: Window) -> Window | None:
-    """The window with only its answers that differ from the previous step's in the loss."""
-    labelled = [ok and i > 0 and s.action != w.steps[i - 1].action for i, (ok, s) in enumerate(zip(w.labelled, w.steps))]
+    """The window with only its answers that decide otherwise than the episode's previous step in the loss."""
+    labelled = [ok and s.changed for ok, s in zip(w.labelled, w.steps)]
     return Window(w.system, w.goal, w.steps, labelled, w.reasoning) if any(labelled) else None
 
 

@@ -59,6 +59,9 @@ class Step:
     frame: int  # index into Frames
     action: str  # canonical action text
     thought: str | None
+    changed: bool = True  # decides otherwise than the episode's previous step (decision())
+    bearing: float | None = None  # degrees right of the view's centre of the task's goal; None out of view
+    labelled_bearing: bool = False  # the demonstration says where its goal is (goal_bearing.jsonl)
 
 
 @dataclass
@@ -82,6 +85,26 @@ class Frames:
         return len(self.images) - 1
 
 
+def decision(action: str) -> tuple:
+    """What an action decides, coarsely: its keys, and its mouse motion in tens of units.
+    The expert's steering corrections of a unit or two each step are not decisions."""
+    mouse, *chunks = action.split(";")
+    return tuple(round(int(v) / 10) for v in mouse.split()), tuple(c.strip() for c in chunks)
+
+
+def read_bearings(path: Path) -> dict[int, float | None]:
+    """`lumine arena demos`' labels beside a trajectory: per step, where the goal is in the
+    frame. Missing (a human's recording): no labels."""
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            out[int(rec["step"])] = rec["bearing_deg"]
+    return out
+
+
 def load_episodes(roots: list[Path], frames: Frames) -> list[Episode]:
     """Reads every trajectory folder under the roots (a folder holding meta.json)."""
     episodes = []
@@ -92,6 +115,7 @@ def load_episodes(roots: list[Path], frames: Frames) -> list[Episode]:
             if meta.get("format") != "lumine-trajectory":
                 continue
             episode = Episode(name=str(folder), instruction=meta.get("instruction"))
+            bearings = read_bearings(folder / "goal_bearing.jsonl")
             for line in (folder / "steps.jsonl").read_text().splitlines():
                 if not line.strip():
                     continue
@@ -101,7 +125,11 @@ def load_episodes(roots: list[Path], frames: Frames) -> list[Episode]:
                     break  # a torn last line (the format allows it)
                 if rec.get("frame") is None or rec.get("actor") == "agent":
                     continue  # only human or expert input is a demonstration
-                episode.steps.append(Step(frames.add(folder / rec["frame"]), rec["action"], rec.get("thought")))
+                changed = not episode.steps or decision(episode.steps[-1].action) != decision(rec["action"])
+                step = Step(frames.add(folder / rec["frame"]), rec["action"], rec.get("thought"), changed)
+                if rec["step"] in bearings:
+                    step.bearing, step.labelled_bearing = bearings[rec["step"]], True
+                episode.steps.append(step)
             if episode.steps:
                 episodes.append(episode)
     return episodes
@@ -199,6 +227,35 @@ def grounding_windows(frames: Frames, n: int, rng: random.Random, system: str) -
     return out
 
 
+# Bearings within this many degrees of the view's centre count as ahead (the view is
+# about 66 degrees wide, so this splits it in thirds).
+AHEAD_DEG = 11.0
+OUT_OF_VIEW = THIRDS  # the answer when the goal is not in the frame
+
+
+def bearing_answer(bearing: float | None) -> int:
+    """The third of the view the goal is in (0 left, 1 ahead, 2 right), or OUT_OF_VIEW."""
+    if bearing is None:
+        return OUT_OF_VIEW
+    return 0 if bearing < -AHEAD_DEG else 2 if bearing > AHEAD_DEG else 1
+
+
+def arena_grounding_windows(episodes: list[Episode], n: int, rng: random.Random, system: str) -> list[Window]:
+    """Grounding on the arena's own frames: `n` labelled steps drawn from the episodes, each
+    a one-frame window whose goal asks where the instruction's target is and whose answer
+    is bearing_answer. The synthetic squares of grounding_windows taught a skill the action
+    stages did not use; this asks it of the very frames the actions are learned from."""
+    labelled = [(e, s) for e in episodes if e.instruction for s in e.steps if s.labelled_bearing]
+    if not labelled:
+        return []
+    out = []
+    for _ in range(n):
+        e, s = labelled[rng.randrange(len(labelled))]
+        step = Step(s.frame, str(bearing_answer(s.bearing)), None)
+        out.append(Window(system, f"where to go: {e.instruction}", [step], [True], False))
+    return out
+
+
 class Encoder:
     """Turns a window into model inputs, rendering the chat exactly like the engine."""
 
@@ -222,11 +279,14 @@ class Encoder:
             text += f"<|im_start|>assistant\n{answer_text(step, w.reasoning)}<|im_end|>\n"
         return text, w.labelled
 
-    def encode(self, w: Window, frames: Frames) -> dict[str, torch.Tensor]:
+    def encode(self, w: Window, frames: Frames, *, owners: bool = False) -> dict[str, torch.Tensor]:
+        """The model's inputs for `w`; with `owners`, also "answer_of": per token, the step
+        whose answer it is in the loss for, or -1 (weighted_loss needs it)."""
         text, labelled = self.render(w)
         raw = self.tok(text, add_special_tokens=False)["input_ids"]
         ids: list[int] = []
         labels: list[int] = []
+        answer_of: list[int] = []
         turn = -1  # index of the assistant turn we are in, or -1
         assistant_seen = 0
         i = 0
@@ -235,6 +295,7 @@ class Encoder:
             if t == self.image_pad:
                 ids += [t] * self.pads_per_frame
                 labels += [-100] * self.pads_per_frame
+                answer_of += [-1] * self.pads_per_frame
                 i += 1
                 continue
             if t == self.im_start:
@@ -245,6 +306,7 @@ class Encoder:
                     j += 1
                 ids += raw[i:j]
                 labels += [-100] * (j - i)
+                answer_of += [-1] * (j - i)
                 if role.strip() == "assistant":
                     turn = assistant_seen
                     assistant_seen += 1
@@ -255,6 +317,7 @@ class Encoder:
             ids.append(t)
             in_loss = turn >= 0 and labelled[turn]
             labels.append(t if in_loss else -100)
+            answer_of.append(turn if in_loss else -1)
             if t == self.im_end:
                 turn = -1
             i += 1
@@ -268,17 +331,37 @@ class Encoder:
             "labels": torch.tensor([labels]),
             "pixel_values": pix["pixel_values"],
             "image_grid_thw": pix["image_grid_thw"],
-        }
+        } | ({"answer_of": torch.tensor([answer_of])} if owners else {})
 
 
-def fresh_model(base: Path, seed: int, rope_theta: float | None = None, mrope_section: list[int] | None = None):
+def weighted_loss(model, batch: dict[str, torch.Tensor], w: Window, changed_weight: float) -> torch.Tensor:
+    """The answers' mean token loss, with the answers that change the action weighted
+    `changed_weight` times. Most answers repeat the one before (walking on, scanning on);
+    the rare turns toward what the frame shows are the decisions that matter, and an
+    unweighted mean lets a policy that ignores them score well (keyframe weighting)."""
+    answer_of = batch.pop("answer_of")
+    if changed_weight == 1.0:
+        return model(**batch).loss
+    labels = batch.pop("labels")
+    logits = model(**batch).logits[0, :-1]
+    gold, owner = labels[0, 1:], answer_of[0, 1:]
+    mask = gold != -100
+    per_token = torch.nn.functional.cross_entropy(logits[mask].float(), gold[mask], reduction="none")
+    changed = torch.tensor([w.steps[int(k)].changed for k in owner[mask]])
+    weights = torch.where(changed, changed_weight, 1.0)
+    return (per_token * weights).sum() / weights.sum()
+
+
+def fresh_model(base: Path, seed: int, rope_theta: float | None = None, mrope_section: list[int] | None = None,
+                vision_size: list[int] | None = None):
     """The base checkpoint's architecture with new seeded weights (transformers' own init).
 
     `rope_theta` replaces the text decoder's rotary base and `mrope_section` its split of the
     rotary pairs between a frame's time, height and width. Qwen2-VL gives the width the
     slowest pairs; at its base of 1e6, test-tiny's 3 width pairs turn by about 0.002 radians
     across a 9-column frame, and the vision tower's rotary embedding is relative only, so
-    nothing tells the model where across the frame a patch is (locate_probe.py measures it)."""
+    nothing tells the model where across the frame a patch is (locate_probe.py measures it).
+    `vision_size` (embed, depth, heads) replaces the vision tower's size."""
     from transformers import AutoConfig, Qwen2VLForConditionalGeneration
 
     config = AutoConfig.from_pretrained(base)
@@ -289,6 +372,11 @@ def fresh_model(base: Path, seed: int, rope_theta: float | None = None, mrope_se
         if len(mrope_section) != 3 or sum(mrope_section) != head_pairs:
             raise ValueError(f"--mrope-section {mrope_section}: three numbers summing to {head_pairs}")
         config.text_config.rope_parameters["mrope_section"] = list(mrope_section)
+    if vision_size is not None:
+        embed, depth, heads = vision_size
+        if embed % heads or (embed // heads) % 4:
+            raise ValueError(f"--vision-size {vision_size}: embed/heads must be a multiple of 4 (2-D rotary)")
+        config.vision_config.embed_dim, config.vision_config.depth, config.vision_config.num_heads = embed, depth, heads
     config.initializer_range = 0.02
     config.text_config.initializer_range = 0.02
     config.vision_config.initializer_range = 0.02
@@ -297,7 +385,7 @@ def fresh_model(base: Path, seed: int, rope_theta: float | None = None, mrope_se
 
 
 def train_stage(model, encoder: Encoder, frames: Frames, data: list[Window], *, stage: int, steps: int, lr: float,
-                accumulate: int, rng: random.Random, log, started: float) -> None:
+                accumulate: int, rng: random.Random, log, started: float, changed_weight: float = 1.0) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     warmup = max(1, steps // 20)
     model.train()
@@ -313,8 +401,8 @@ def train_stage(model, encoder: Encoder, frames: Frames, data: list[Window], *, 
             if not order:
                 order = list(range(len(data)))
                 rng.shuffle(order)
-            batch = encoder.encode(data[order.pop()], frames)
-            loss = model(**batch).loss / accumulate
+            window = data[order.pop()]
+            loss = weighted_loss(model, encoder.encode(window, frames, owners=True), window, changed_weight) / accumulate
             loss.backward()
             total += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -345,6 +433,30 @@ def action_accuracy(model, encoder: Encoder, frames: Frames, data: list[Window],
     return {"heldout_loss": round(loss / max(1, min(n, len(data))), 4), "heldout_token_accuracy": round(right / max(1, total), 4)}
 
 
+@torch.no_grad()
+def answer_accuracy(model, encoder: Encoder, frames: Frames, data: list[Window]) -> dict[str, float]:
+    """For one-frame windows whose answer is a digit (grounding): how often the model's most
+    likely digit is right, with the real frame and with its patches shuffled (which keeps
+    the colours and scrambles where they are), next to the share of the most common answer."""
+    model.eval()
+    digits = [encoder.tok.convert_tokens_to_ids(str(d)) for d in range(OUT_OF_VIEW + 1)]
+    right = {"real": 0, "shuffled": 0}
+    counts = [0] * len(digits)
+    for w in data:
+        batch = encoder.encode(w, frames)
+        answer = int(w.steps[0].action)
+        counts[answer] += 1
+        at = int((batch["labels"][0] == digits[answer]).nonzero()[0]) - 1  # the logits that predict it
+        pv = batch["pixel_values"]
+        for name, pixels in (("real", pv), ("shuffled", pv[torch.randperm(pv.shape[0])])):
+            logits = model(**{**batch, "pixel_values": pixels}).logits[0, at, digits]
+            right[name] += int(logits.argmax()) == answer
+    model.train()
+    n = max(1, len(data))
+    return {"accuracy": round(right["real"] / n, 3), "shuffled_accuracy": round(right["shuffled"] / n, 3),
+            "most_common_share": round(max(counts) / n, 3)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demos", required=True, type=Path, nargs="+", help="folders of trajectories (searched recursively)")
@@ -360,6 +472,12 @@ def main() -> int:
                     help="optimizer steps of stage 0, grounding on synthetic frames (grounding_windows)")
     ap.add_argument("--ground-mix", type=float, default=0.0,
                     help="grounding sequences added to each later stage, as a share of its sequences")
+    ap.add_argument("--ground-arena-steps", type=int, default=0,
+                    help="optimizer steps of arena grounding alone (arena_grounding_windows), after stage 0")
+    ap.add_argument("--ground-arena", type=float, default=0.0,
+                    help="arena grounding sequences (arena_grounding_windows) added to each stage, as a share of its sequences")
+    ap.add_argument("--changed-weight", type=float, default=1.0,
+                    help="loss weight of the answers that change the action, against 1 for the rest (weighted_loss)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--accumulate", type=int, default=4, help="sequences per optimizer step")
     ap.add_argument("--heldout", type=float, default=0.05, help="share of episodes kept out of training")
@@ -367,6 +485,8 @@ def main() -> int:
                     help="the text decoder's rotary base (default: the base checkpoint's)")
     ap.add_argument("--mrope-section", default=None,
                     help="rotary pairs for a frame's time,height,width, e.g. 1,1,6 (default: the base's)")
+    ap.add_argument("--vision-size", default=None,
+                    help="EMBED,DEPTH,HEADS of the vision tower instead of the base's (test-tiny: 48,3,3)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -393,13 +513,16 @@ def main() -> int:
     held, train = split_heldout(episodes, args.heldout, rng)
     encoder = Encoder(args.base, (fw, fh))
     mrope = [int(x) for x in args.mrope_section.split(",")] if args.mrope_section else None
-    model = fresh_model(args.base, args.seed, args.rope_theta, mrope)
+    vision = [int(x) for x in args.vision_size.split(",")] if args.vision_size else None
+    model = fresh_model(args.base, args.seed, args.rope_theta, mrope, vision)
     n_params = sum(p.numel() for p in model.parameters())
     log({"event": "data", "episodes": len(episodes), "train_episodes": len(train), "heldout_episodes": len(held),
          "steps": sum(len(e.steps) for e in episodes), "thoughts": sum(s.thought is not None for e in episodes for s in e.steps),
          "frame": args.frame, "history": args.history, "parameters": n_params, "seed": args.seed,
          "rope_theta": model.config.text_config.rope_parameters["rope_theta"],
          "mrope_section": list(model.config.text_config.rope_parameters["mrope_section"]),
+         "vision_size": [model.config.vision_config.embed_dim, model.config.vision_config.depth,
+                         model.config.vision_config.num_heads],
          "pads_per_frame": encoder.pads_per_frame})
 
     ground: list[Window] = []
@@ -417,6 +540,18 @@ def main() -> int:
                     accumulate=args.accumulate, rng=ground_rng, log=log, started=started)
         log({"event": "eval", "stage": 0, **action_accuracy(model, encoder, frames, ground_held, 200)})
 
+    # Held-out arena grounding from its own generator: the training order stays the same.
+    arena_on = args.ground_arena > 0 or args.ground_arena_steps > 0
+    arena_held = arena_grounding_windows(held, 200, random.Random(args.seed + 2), PROMPT_SETS[args.prompts][0]) \
+        if arena_on else []
+    if args.ground_arena_steps > 0:
+        arena_rng = random.Random(args.seed + 3)
+        arena = arena_grounding_windows(train, 20000, arena_rng, PROMPT_SETS[args.prompts][0])
+        log({"event": "stage", "stage": "0-arena", "sequences": len(arena), "answers": len(arena)})
+        train_stage(model, encoder, frames, arena, stage=0, steps=args.ground_arena_steps, lr=args.lr,
+                    accumulate=args.accumulate, rng=arena_rng, log=log, started=started)
+        log({"event": "eval", "stage": "0-arena", "arena_grounding": action_accuracy(model, encoder, frames, arena_held, 200),
+             "arena_grounding_answer": answer_accuracy(model, encoder, frames, arena_held)})
     stage_steps = [int(x) for x in args.steps.split(",")]
     for stage, steps in enumerate(stage_steps, start=1):
         if steps <= 0:
@@ -431,12 +566,18 @@ def main() -> int:
         if args.ground_mix > 0:
             # Keeps what stage 0 taught: actions alone let a model forget where things are.
             data += [ground[i % len(ground)] for i in range(round(len(data) * args.ground_mix))]
+        if args.ground_arena > 0:
+            # Asked of the same frames the actions are learned from, in every stage.
+            data += arena_grounding_windows(train, round(len(data) * args.ground_arena), rng, prompts[0])
         log({"event": "stage", "stage": stage, "sequences": len(data), "answers": sum(sum(w.labelled) for w in data)})
         train_stage(model, encoder, frames, data, stage=stage, steps=steps, lr=args.lr, accumulate=args.accumulate,
-                    rng=rng, log=log, started=started)
+                    rng=rng, log=log, started=started, changed_weight=args.changed_weight)
         log({"event": "eval", "stage": stage, **action_accuracy(model, encoder, frames, held_data, 40)})
         if args.ground_mix > 0:
             log({"event": "eval", "stage": stage, "grounding": action_accuracy(model, encoder, frames, ground_held, 200)})
+        if arena_held:
+            log({"event": "eval", "stage": stage, "arena_grounding": action_accuracy(model, encoder, frames, arena_held, 200),
+                 "arena_grounding_answer": answer_accuracy(model, encoder, frames, arena_held[:200])})
 
     model.eval()
     if args.out.exists():
