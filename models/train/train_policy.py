@@ -89,7 +89,11 @@ def decision(action: str) -> tuple:
     """What an action decides, coarsely: its keys, and its mouse motion in tens of units.
     The expert's steering corrections of a unit or two each step are not decisions."""
     mouse, *chunks = action.split(";")
-    return tuple(round(int(v) / 10) for v in mouse.split()), tuple(c.strip() for c in chunks)
+    try:
+        motion = tuple(round(int(v) / 10) for v in mouse.split())
+    except ValueError:  # not the canonical text: compare it whole
+        return (action,)
+    return motion, tuple(c.strip() for c in chunks)
 
 
 def read_bearings(path: Path) -> dict[int, float | None]:
