@@ -339,8 +339,8 @@ class Encoder:
 
 
 def weighted_loss(model, batch: dict[str, torch.Tensor], w: Window, changed_weight: float) -> torch.Tensor:
-    """The answers' mean token loss, with the answers that change the action weighted
-    `changed_weight` times. Most answers repeat the one before (walking on, scanning on);
+    """The answers' mean token loss, with the answers that change the decision (decision())
+    weighted `changed_weight` times. Most answers repeat the one before (walking on, scanning on);
     the rare turns toward what the frame shows are the decisions that matter, and an
     unweighted mean lets a policy that ignores them score well (keyframe weighting)."""
     answer_of = batch.pop("answer_of")
@@ -438,12 +438,14 @@ def action_accuracy(model, encoder: Encoder, frames: Frames, data: list[Window],
 
 
 @torch.no_grad()
-def answer_accuracy(model, encoder: Encoder, frames: Frames, data: list[Window]) -> dict[str, float]:
-    """For one-frame windows whose answer is a digit (grounding): how often the model's most
-    likely digit is right, with the real frame and with its patches shuffled (which keeps
-    the colours and scrambles where they are), next to the share of the most common answer."""
+def answer_accuracy(model, encoder: Encoder, frames: Frames, data: list[Window],
+                    answers: int = OUT_OF_VIEW + 1) -> dict[str, float]:
+    """For one-frame windows whose answer is a digit below `answers` (grounding): how often
+    the model's most likely of those digits is right, with the real frame and with its
+    patches shuffled (which keeps the colours and scrambles where they are), next to the
+    share of the most common answer."""
     model.eval()
-    digits = [encoder.tok.convert_tokens_to_ids(str(d)) for d in range(OUT_OF_VIEW + 1)]
+    digits = [encoder.tok.convert_tokens_to_ids(str(d)) for d in range(answers)]
     right = {"real": 0, "shuffled": 0}
     counts = [0] * len(digits)
     for w in data:
@@ -481,7 +483,7 @@ def main() -> int:
     ap.add_argument("--ground-arena", type=float, default=0.0,
                     help="arena grounding sequences (arena_grounding_windows) added to each stage, as a share of its sequences")
     ap.add_argument("--changed-weight", type=float, default=1.0,
-                    help="loss weight of the answers that change the action, against 1 for the rest (weighted_loss)")
+                    help="loss weight of the answers that change the decision, against 1 for the rest (weighted_loss)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--accumulate", type=int, default=4, help="sequences per optimizer step")
     ap.add_argument("--heldout", type=float, default=0.05, help="share of episodes kept out of training")
