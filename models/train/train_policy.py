@@ -388,7 +388,7 @@ def fresh_model(base: Path, seed: int, rope_theta: float | None = None, mrope_se
     return Qwen2VLForConditionalGeneration(config)
 
 
-def train_stage(model, encoder: Encoder, frames: Frames, data: list[Window], *, stage: int, steps: int, lr: float,
+def train_stage(model, encoder: Encoder, frames: Frames, data: list[Window], *, stage: int | str, steps: int, lr: float,
                 accumulate: int, rng: random.Random, log, started: float, changed_weight: float = 1.0) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     warmup = max(1, steps // 20)
@@ -550,14 +550,18 @@ def main() -> int:
     arena_on = args.ground_arena > 0 or args.ground_arena_steps > 0
     arena_held = arena_grounding_windows(held, 200, random.Random(args.seed + 2), PROMPT_SETS[args.prompts][0]) \
         if arena_on else []
+
+    def log_arena_eval(stage: int | str) -> None:
+        log({"event": "eval", "stage": stage, "arena_grounding": action_accuracy(model, encoder, frames, arena_held, 200),
+             "arena_grounding_answer": answer_accuracy(model, encoder, frames, arena_held)})
+
     if args.ground_arena_steps > 0:
         arena_rng = random.Random(args.seed + 3)
         arena = arena_grounding_windows(train, 20000, arena_rng, PROMPT_SETS[args.prompts][0])
         log({"event": "stage", "stage": "0-arena", "sequences": len(arena), "answers": len(arena)})
-        train_stage(model, encoder, frames, arena, stage=0, steps=args.ground_arena_steps, lr=args.lr,
+        train_stage(model, encoder, frames, arena, stage="0-arena", steps=args.ground_arena_steps, lr=args.lr,
                     accumulate=args.accumulate, rng=arena_rng, log=log, started=started)
-        log({"event": "eval", "stage": "0-arena", "arena_grounding": action_accuracy(model, encoder, frames, arena_held, 200),
-             "arena_grounding_answer": answer_accuracy(model, encoder, frames, arena_held)})
+        log_arena_eval("0-arena")
     stage_steps = [int(x) for x in args.steps.split(",")]
     for stage, steps in enumerate(stage_steps, start=1):
         if steps <= 0:
@@ -582,8 +586,7 @@ def main() -> int:
         if args.ground_mix > 0:
             log({"event": "eval", "stage": stage, "grounding": action_accuracy(model, encoder, frames, ground_held, 200)})
         if arena_held:
-            log({"event": "eval", "stage": stage, "arena_grounding": action_accuracy(model, encoder, frames, arena_held, 200),
-                 "arena_grounding_answer": answer_accuracy(model, encoder, frames, arena_held[:200])})
+            log_arena_eval(stage)
 
     model.eval()
     if args.out.exists():
