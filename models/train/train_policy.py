@@ -244,6 +244,61 @@ def bearing_answer(bearing: float | None) -> int:
     return 0 if bearing < -AHEAD_DEG else 2 if bearing > AHEAD_DEG else 1
 
 
+# The arena camera's plane half-width (app/arena's render.rs PLANE): a bearing b is drawn at
+# tan(b) / PLANE of the way from the frame's centre to its edge.
+CAMERA_PLANE = 0.66
+
+
+def bearing_column(bearing: float | None, columns: int) -> int:
+    """The column of visual tokens (of `columns`) the goal's centre is drawn in, or `columns`
+    when it is out of view (GoalPointer's last class)."""
+    if bearing is None:
+        return columns
+    across = (math.tan(math.radians(bearing)) / CAMERA_PLANE + 1) / 2
+    return min(columns - 1, max(0, int(across * columns)))
+
+
+class GoalPointer(torch.nn.Module):
+    """A training-only head for dense grounding (--dense): scores each visual token of a
+    frame from the decoder's last hidden state, and asks which column of tokens holds the
+    goal named in the text before it, or none. The answer's single digit gives one weak
+    signal per frame and a vision tower trained from scratch learns it slowly (README);
+    this gives every token a target. Not exported: the policy itself is unchanged."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.score = torch.nn.Linear(hidden, 1)
+        self.none = torch.nn.Parameter(torch.zeros(1))
+
+    def logits(self, hidden: torch.Tensor, rows: int, columns: int) -> torch.Tensor:
+        """`hidden`: one frame's visual tokens (rows*columns, hidden), row-major. Returns
+        columns+1 logits: each column's (log-sum-exp over its rows), then out of view."""
+        per_token = self.score(hidden.float()).view(rows, columns)
+        return torch.cat([per_token.logsumexp(0), self.none])
+
+
+# GoalPointer's weights beside a checkpoint trained with --dense.
+POINTER_FILE = "goal_pointer.pt"
+
+
+def dense_loss(pointer: GoalPointer, hidden: torch.Tensor, input_ids: torch.Tensor, w: Window,
+               pad: int, grid: tuple[int, int]) -> torch.Tensor | None:
+    """GoalPointer's mean cross-entropy over the window's frames whose goal bearing is known
+    (a goal text in the window is needed: without it there is nothing to point at)."""
+    if not w.goal:
+        return None
+    rows, columns = grid
+    at = (input_ids[0] == pad).nonzero()[:, 0]
+    losses = []
+    for i, step in enumerate(w.steps):
+        if not step.labelled_bearing:
+            continue
+        tokens = hidden[0, at[i * rows * columns:(i + 1) * rows * columns]]
+        target = torch.tensor(bearing_column(step.bearing, columns))
+        losses.append(torch.nn.functional.cross_entropy(pointer.logits(tokens, rows, columns)[None], target[None]))
+    return torch.stack(losses).mean() if losses else None
+
+
 def arena_grounding_windows(episodes: list[Episode], n: int, rng: random.Random, system: str) -> list[Window]:
     """Grounding on the arena's own frames: `n` labelled steps drawn from the episodes, each
     a one-frame window whose goal asks where the instruction's target is and whose answer
@@ -255,7 +310,7 @@ def arena_grounding_windows(episodes: list[Episode], n: int, rng: random.Random,
     out = []
     for _ in range(n):
         e, s = labelled[rng.randrange(len(labelled))]
-        step = Step(s.frame, str(bearing_answer(s.bearing)), None)
+        step = Step(s.frame, str(bearing_answer(s.bearing)), None, bearing=s.bearing, labelled_bearing=True)
         out.append(Window(system, f"where to go: {e.instruction}", [step], [True], False))
     return out
 
@@ -274,6 +329,7 @@ class Encoder:
         probe = self.processor.image_processor(images=[Image.new("RGB", frame_size)], return_tensors="pt")
         self.grid = probe["image_grid_thw"][0]
         self.pads_per_frame = int(self.grid.prod()) // (merge * merge)
+        self.merged_grid = (int(self.grid[1]) // merge, int(self.grid[2]) // merge)  # rows, columns
 
     def render(self, w: Window) -> tuple[str, list[bool]]:
         text = f"<|im_start|>system\n{w.system}<|im_end|>\n"
@@ -338,22 +394,38 @@ class Encoder:
         } | ({"answer_of": torch.tensor([answer_of])} if owners else {})
 
 
-def weighted_loss(model, batch: dict[str, torch.Tensor], w: Window, changed_weight: float) -> torch.Tensor:
+@dataclass
+class Dense:
+    """Dense grounding during training (GoalPointer): the head, its loss weight, and what it
+    needs to find a frame's visual tokens."""
+    pointer: GoalPointer
+    weight: float
+    pad: int
+    grid: tuple[int, int]
+
+
+def weighted_loss(model, batch: dict[str, torch.Tensor], w: Window, changed_weight: float,
+                  dense: Dense | None = None) -> torch.Tensor:
     """The answers' mean token loss, with the answers that change the decision (decision())
     weighted `changed_weight` times. Most answers repeat the one before (walking on, scanning on);
     the rare turns toward what the frame shows are the decisions that matter, and an
-    unweighted mean lets a policy that ignores them score well (keyframe weighting)."""
+    unweighted mean lets a policy that ignores them score well (keyframe weighting).
+    With `dense`, plus its weight times dense_loss."""
     answer_of = batch.pop("answer_of")
+    out = model(**batch, output_hidden_states=dense is not None)
+    extra = dense_loss(dense.pointer, out.hidden_states[-1], batch["input_ids"], w, dense.pad, dense.grid) \
+        if dense is not None else None
+    extra = dense.weight * extra if extra is not None else 0.0
     if changed_weight == 1.0:
-        return model(**batch).loss
-    labels = batch.pop("labels")
-    logits = model(**batch).logits[0, :-1]
+        return out.loss + extra
+    labels = batch["labels"]
+    logits = out.logits[0, :-1]
     gold, owner = labels[0, 1:], answer_of[0, 1:]
     mask = gold != -100
     per_token = torch.nn.functional.cross_entropy(logits[mask].float(), gold[mask], reduction="none")
     changed = torch.tensor([w.steps[int(k)].changed for k in owner[mask]])
     weights = torch.where(changed, changed_weight, 1.0)
-    return (per_token * weights).sum() / weights.sum()
+    return (per_token * weights).sum() / weights.sum() + extra
 
 
 def fresh_model(base: Path, seed: int, rope_theta: float | None = None, mrope_section: list[int] | None = None,
@@ -389,8 +461,10 @@ def fresh_model(base: Path, seed: int, rope_theta: float | None = None, mrope_se
 
 
 def train_stage(model, encoder: Encoder, frames: Frames, data: list[Window], *, stage: int | str, steps: int, lr: float,
-                accumulate: int, rng: random.Random, log, started: float, changed_weight: float = 1.0) -> None:
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+                accumulate: int, rng: random.Random, log, started: float, changed_weight: float = 1.0,
+                dense: Dense | None = None) -> None:
+    params = list(model.parameters()) + (list(dense.pointer.parameters()) if dense else [])
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     warmup = max(1, steps // 20)
     model.train()
     order: list[int] = []
@@ -406,10 +480,11 @@ def train_stage(model, encoder: Encoder, frames: Frames, data: list[Window], *, 
                 order = list(range(len(data)))
                 rng.shuffle(order)
             window = data[order.pop()]
-            loss = weighted_loss(model, encoder.encode(window, frames, owners=True), window, changed_weight) / accumulate
+            batch = encoder.encode(window, frames, owners=True)
+            loss = weighted_loss(model, batch, window, changed_weight, dense) / accumulate
             loss.backward()
             total += float(loss.detach())
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         running = total if running is None else 0.95 * running + 0.05 * total
         if step % 25 == 0 or step == steps:
@@ -463,6 +538,29 @@ def answer_accuracy(model, encoder: Encoder, frames: Frames, data: list[Window],
             "most_common_share": round(max(counts) / n, 3)}
 
 
+@torch.no_grad()
+def pointer_accuracy(model, encoder: Encoder, frames: Frames, data: list[Window], dense: Dense) -> dict[str, float]:
+    """How often GoalPointer names the goal's column (or out of view) on one-frame windows,
+    exactly and within one column, next to the share of the most common class."""
+    model.eval()
+    rows, columns = dense.grid
+    exact = near = 0
+    counts: dict[int, int] = {}
+    for w in data:
+        batch = encoder.encode(w, frames)
+        hidden = model(**batch, output_hidden_states=True).hidden_states[-1]
+        at = (batch["input_ids"][0] == dense.pad).nonzero()[:, 0][: rows * columns]
+        guess = int(dense.pointer.logits(hidden[0, at], rows, columns).argmax())
+        gold = bearing_column(w.steps[0].bearing, columns)
+        counts[gold] = counts.get(gold, 0) + 1
+        exact += guess == gold
+        near += guess == gold or (guess < columns and gold < columns and abs(guess - gold) <= 1)
+    model.train()
+    n = max(1, len(data))
+    return {"exact": round(exact / n, 3), "within_one": round(near / n, 3),
+            "most_common_share": round(max(counts.values(), default=0) / n, 3)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demos", required=True, type=Path, nargs="+", help="folders of trajectories (searched recursively)")
@@ -484,6 +582,8 @@ def main() -> int:
                     help="arena grounding sequences (arena_grounding_windows) added to each stage, as a share of its sequences")
     ap.add_argument("--changed-weight", type=float, default=1.0,
                     help="loss weight of the answers that change the decision, against 1 for the rest (weighted_loss)")
+    ap.add_argument("--dense", type=float, default=0.0,
+                    help="weight of dense grounding (GoalPointer, training only) in every loss; 0: off")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--accumulate", type=int, default=4, help="sequences per optimizer step")
     ap.add_argument("--heldout", type=float, default=0.05, help="share of episodes kept out of training")
@@ -493,6 +593,9 @@ def main() -> int:
                     help="rotary pairs for a frame's time,height,width, e.g. 1,1,6 (default: the base's)")
     ap.add_argument("--vision-size", default=None,
                     help="EMBED,DEPTH,HEADS of the vision tower instead of the base's (test-tiny: 48,3,3)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from this checkpoint (an earlier --out) instead of fresh weights; the base "
+                         "still gives the tokenizer and processor, and the size options are ignored")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -520,7 +623,11 @@ def main() -> int:
     encoder = Encoder(args.base, (fw, fh))
     mrope = [int(x) for x in args.mrope_section.split(",")] if args.mrope_section else None
     vision = [int(x) for x in args.vision_size.split(",")] if args.vision_size else None
-    model = fresh_model(args.base, args.seed, args.rope_theta, mrope, vision)
+    if args.init:
+        from transformers import Qwen2VLForConditionalGeneration
+        model = Qwen2VLForConditionalGeneration.from_pretrained(args.init)
+    else:
+        model = fresh_model(args.base, args.seed, args.rope_theta, mrope, vision)
     n_params = sum(p.numel() for p in model.parameters())
     log({"event": "data", "episodes": len(episodes), "train_episodes": len(train), "heldout_episodes": len(held),
          "steps": sum(len(e.steps) for e in episodes), "thoughts": sum(s.thought is not None for e in episodes for s in e.steps),
@@ -547,20 +654,32 @@ def main() -> int:
         log({"event": "eval", "stage": 0, **action_accuracy(model, encoder, frames, ground_held, 200)})
 
     # Held-out arena grounding from its own generator: the training order stays the same.
-    arena_on = args.ground_arena > 0 or args.ground_arena_steps > 0
+    arena_on = args.ground_arena > 0 or args.ground_arena_steps > 0 or args.dense > 0
     arena_held = arena_grounding_windows(held, 200, random.Random(args.seed + 2), PROMPT_SETS[args.prompts][0]) \
         if arena_on else []
 
+    dense = None
+    if args.dense > 0:
+        torch.manual_seed(args.seed + 4)
+        dense = Dense(GoalPointer(model.config.text_config.hidden_size), args.dense, encoder.image_pad,
+                      encoder.merged_grid)
+        if args.init and (args.init / POINTER_FILE).exists():
+            dense.pointer.load_state_dict(torch.load(args.init / POINTER_FILE))
+
     def log_arena_eval(stage: int | str) -> None:
-        log({"event": "eval", "stage": stage, "arena_grounding": action_accuracy(model, encoder, frames, arena_held, 200),
-             "arena_grounding_answer": answer_accuracy(model, encoder, frames, arena_held)})
+        entry = {"event": "eval", "stage": stage,
+                 "arena_grounding": action_accuracy(model, encoder, frames, arena_held, 200),
+                 "arena_grounding_answer": answer_accuracy(model, encoder, frames, arena_held)}
+        if dense:
+            entry["goal_pointer"] = pointer_accuracy(model, encoder, frames, arena_held, dense)
+        log(entry)
 
     if args.ground_arena_steps > 0:
         arena_rng = random.Random(args.seed + 3)
         arena = arena_grounding_windows(train, 20000, arena_rng, PROMPT_SETS[args.prompts][0])
         log({"event": "stage", "stage": "0-arena", "sequences": len(arena), "answers": len(arena)})
         train_stage(model, encoder, frames, arena, stage="0-arena", steps=args.ground_arena_steps, lr=args.lr,
-                    accumulate=args.accumulate, rng=arena_rng, log=log, started=started)
+                    accumulate=args.accumulate, rng=arena_rng, log=log, started=started, dense=dense)
         log_arena_eval("0-arena")
     stage_steps = [int(x) for x in args.steps.split(",")]
     for stage, steps in enumerate(stage_steps, start=1):
@@ -581,7 +700,7 @@ def main() -> int:
             data += arena_grounding_windows(train, round(len(data) * args.ground_arena), rng, prompts[0])
         log({"event": "stage", "stage": stage, "sequences": len(data), "answers": sum(sum(w.labelled) for w in data)})
         train_stage(model, encoder, frames, data, stage=stage, steps=steps, lr=args.lr, accumulate=args.accumulate,
-                    rng=rng, log=log, started=started, changed_weight=args.changed_weight)
+                    rng=rng, log=log, started=started, changed_weight=args.changed_weight, dense=dense)
         log({"event": "eval", "stage": stage, **action_accuracy(model, encoder, frames, held_data, 40)})
         if args.ground_mix > 0:
             log({"event": "eval", "stage": stage, "grounding": action_accuracy(model, encoder, frames, ground_held, 200)})
@@ -592,6 +711,8 @@ def main() -> int:
     if args.out.exists():
         shutil.rmtree(args.out)
     model.save_pretrained(args.out, safe_serialization=True)
+    if dense:
+        torch.save(dense.pointer.state_dict(), args.out / POINTER_FILE)  # for --init; the exporter ignores it
     for name in PROCESSOR_FILES:
         if (args.base / name).exists():
             shutil.copy(args.base / name, args.out / name)
