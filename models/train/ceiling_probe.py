@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How hard is finding the goal in an arena frame? A ceiling for arena grounding.
+"""How hard is finding the goal in an arena frame? A reference point for arena grounding.
 
     python models/train/ceiling_probe.py --demos DEMOS_DIR [--steps 3000]
 
@@ -9,8 +9,9 @@ frame and the instruction, which column of the policy's visual tokens holds the 
 of view (GoalPointer's classes), and from that the third of the view (bearing_answer). The
 instruction is a bag of its words. Convolutions bring locality and translation as built-in
 assumptions that a vision transformer trained from scratch must learn from data, so this
-says what the frames and labels allow in this budget: if it is far above the policy, the
-policy's vision tower is the bottleneck, not the data.
+says what the frames and labels give a small model in a CPU budget (a bound from below on
+what they allow): if it is far above the policy, the policy's vision tower is the
+bottleneck; if it is not, the frames are.
 """
 
 from __future__ import annotations
@@ -104,9 +105,10 @@ def main() -> int:
     @torch.no_grad()
     def evaluate(shuffle: bool) -> dict[str, float]:
         image, words, offsets, gold = batch(held_set)
-        if shuffle:  # columns of 28-pixel blocks in random order: colours kept, places lost
-            perm = torch.randperm(COLUMNS)
-            image = torch.cat([image[..., i * 28:(i + 1) * 28] for i in perm] + [image[..., COLUMNS * 28:]], dim=-1)
+        if shuffle:  # the frame's columns (as the policy's tokens) in random order: colours kept, places lost
+            perm, block = torch.randperm(COLUMNS), fw // COLUMNS
+            image = torch.cat([image[..., i * block:(i + 1) * block] for i in perm]
+                              + [image[..., COLUMNS * block:]], dim=-1)
         guess = model(image, words, offsets).argmax(1)
         exact = float((guess == gold).float().mean())
         thirds = [bearing_answer(b) for _, _, b, _ in held_set]
