@@ -281,6 +281,15 @@ class GoalPointer(torch.nn.Module):
 POINTER_FILE = "goal_pointer.pt"
 
 
+def frame_tokens(hidden: torch.Tensor, input_ids: torch.Tensor, pad: int, grid: tuple[int, int],
+                 frame: int) -> torch.Tensor:
+    """The hidden states (rows*columns, hidden) of the visual tokens of the sequence's
+    `frame`-th frame, row-major (the merger's order)."""
+    per_frame = grid[0] * grid[1]
+    at = (input_ids[0] == pad).nonzero()[:, 0]
+    return hidden[0, at[frame * per_frame:(frame + 1) * per_frame]]
+
+
 def dense_loss(pointer: GoalPointer, hidden: torch.Tensor, input_ids: torch.Tensor, w: Window,
                pad: int, grid: tuple[int, int]) -> torch.Tensor | None:
     """GoalPointer's mean cross-entropy over the window's frames whose goal bearing is known
@@ -288,12 +297,11 @@ def dense_loss(pointer: GoalPointer, hidden: torch.Tensor, input_ids: torch.Tens
     if not w.goal:
         return None
     rows, columns = grid
-    at = (input_ids[0] == pad).nonzero()[:, 0]
     losses = []
     for i, step in enumerate(w.steps):
         if not step.labelled_bearing:
             continue
-        tokens = hidden[0, at[i * rows * columns:(i + 1) * rows * columns]]
+        tokens = frame_tokens(hidden, input_ids, pad, grid, i)
         target = torch.tensor(bearing_column(step.bearing, columns))
         losses.append(torch.nn.functional.cross_entropy(pointer.logits(tokens, rows, columns)[None], target[None]))
     return torch.stack(losses).mean() if losses else None
@@ -549,8 +557,8 @@ def pointer_accuracy(model, encoder: Encoder, frames: Frames, data: list[Window]
     for w in data:
         batch = encoder.encode(w, frames)
         hidden = model(**batch, output_hidden_states=True).hidden_states[-1]
-        at = (batch["input_ids"][0] == dense.pad).nonzero()[:, 0][: rows * columns]
-        guess = int(dense.pointer.logits(hidden[0, at], rows, columns).argmax())
+        tokens = frame_tokens(hidden, batch["input_ids"], dense.pad, dense.grid, 0)
+        guess = int(dense.pointer.logits(tokens, rows, columns).argmax())
         gold = bearing_column(w.steps[0].bearing, columns)
         counts[gold] = counts.get(gold, 0) + 1
         exact += guess == gold
