@@ -3,8 +3,8 @@
 
     python models/train/ceiling_probe.py --demos DEMOS_DIR [--steps 3000]
 
-Trains a small convolutional network, not the policy, on the same question and the same
-held-out frames as train_policy.py's arena grounding (arena_grounding_windows): given the
+Trains a small convolutional network, not the policy, on the same question and from the
+same held-out episodes (the same --seed and --heldout) as train_policy.py's arena grounding (arena_grounding_windows): given the
 frame and the instruction, which column of the policy's visual tokens holds the goal, or out
 of view (GoalPointer's classes), and from that the third of the view (bearing_answer). The
 instruction is a bag of its words. Convolutions bring locality and translation as built-in
@@ -29,10 +29,12 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_policy import (  # noqa: E402
-    OUT_OF_VIEW, Frames, bearing_answer, bearing_column, load_episodes, split_heldout,
+    OUT_OF_VIEW, Frames, bearing_answer, bearing_column, column_bearing, load_episodes, split_heldout,
 )
 
-COLUMNS = 9  # the policy's visual-token columns at 256x144 (252 / 28)
+# The policy's visual-token columns at 256x144 (252 / 28). Kept at every --frame, so that
+# frame sizes are compared on the same question.
+COLUMNS = 9
 
 
 class Locator(nn.Module):
@@ -113,8 +115,7 @@ def main() -> int:
         exact = float((guess == gold).float().mean())
         thirds = [bearing_answer(b) for _, _, b, _ in held_set]
         # the third a guessed column is in, by its centre's bearing
-        centre = lambda c: None if c == COLUMNS else float(np.degrees(np.arctan(((c + 0.5) / COLUMNS * 2 - 1) * 0.66)))  # noqa: E731
-        right = [bearing_answer(centre(int(g))) == t for g, t in zip(guess, thirds)]
+        right = [bearing_answer(column_bearing(int(g), COLUMNS)) == t for g, t in zip(guess, thirds)]
         per_task: dict[str, list[bool]] = {}
         for ok, item in zip(right, held_set):
             per_task.setdefault(item[3], []).append(ok)

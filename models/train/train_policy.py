@@ -258,6 +258,14 @@ def bearing_column(bearing: float | None, columns: int) -> int:
     return min(columns - 1, max(0, int(across * columns)))
 
 
+def column_bearing(column: int, columns: int) -> float | None:
+    """The bearing of a column's centre (bearing_column's inverse), or None for `columns`
+    (out of view)."""
+    if column >= columns:
+        return None
+    return math.degrees(math.atan(((column + 0.5) / columns * 2 - 1) * CAMERA_PLANE))
+
+
 class GoalPointer(torch.nn.Module):
     """A training-only head for dense grounding (--dense): scores each visual token of a
     frame from the decoder's last hidden state, and asks which column of tokens holds the
