@@ -62,6 +62,7 @@ class Step:
     changed: bool = True  # decides otherwise than the episode's previous step (decision())
     bearing: float | None = None  # degrees right of the view's centre of the task's goal; None out of view
     labelled_bearing: bool = False  # the demonstration says where its goal is (goal_bearing.jsonl)
+    objects: np.ndarray | None = None  # per patch of the frame, its object classes as a bit mask (object_labels.jsonl)
 
 
 @dataclass
@@ -96,17 +97,27 @@ def decision(action: str) -> tuple:
     return motion, tuple(c.strip() for c in chunks)
 
 
-def read_bearings(path: Path) -> dict[int, float | None]:
-    """`lumine arena demos`' labels beside a trajectory: per step, where the goal is in the
-    frame. Missing (a human's recording): no labels."""
+def read_step_labels(path: Path, value) -> dict:
+    """A labels file beside a trajectory (JSON lines, one per step, each with its "step"):
+    per step, `value` of its record. Missing (a human's recording): no labels."""
     if not path.exists():
         return {}
-    out = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            out[int(rec["step"])] = rec["bearing_deg"]
-    return out
+    records = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return {int(rec["step"]): value(rec) for rec in records}
+
+
+def read_bearings(path: Path) -> dict[int, float | None]:
+    """`lumine arena demos`' goal_bearing.jsonl: per step, where the goal is in the frame."""
+    return read_step_labels(path, lambda rec: rec["bearing_deg"])
+
+
+def read_object_labels(path: Path) -> dict[int, np.ndarray]:
+    """`lumine arena demos --label-grid`'s object_labels.jsonl: per step, a grid of bit masks
+    (rows, columns) saying which object classes each cell of the frame shows."""
+    def grid(rec: dict) -> np.ndarray:
+        cols, rows = rec["grid"]
+        return np.asarray(rec["cells"], dtype=np.int32).reshape(rows, cols)
+    return read_step_labels(path, grid)
 
 
 def load_episodes(roots: list[Path], frames: Frames) -> list[Episode]:
@@ -120,6 +131,7 @@ def load_episodes(roots: list[Path], frames: Frames) -> list[Episode]:
                 continue
             episode = Episode(name=str(folder), instruction=meta.get("instruction"))
             bearings = read_bearings(folder / "goal_bearing.jsonl")
+            objects = read_object_labels(folder / "object_labels.jsonl")
             for line in (folder / "steps.jsonl").read_text().splitlines():
                 if not line.strip():
                     continue
@@ -133,10 +145,22 @@ def load_episodes(roots: list[Path], frames: Frames) -> list[Episode]:
                 step = Step(frames.add(folder / rec["frame"]), rec["action"], rec.get("thought"), changed)
                 if rec["step"] in bearings:
                     step.bearing, step.labelled_bearing = bearings[rec["step"]], True
+                step.objects = objects.get(rec["step"])
                 episode.steps.append(step)
             if episode.steps:
                 episodes.append(episode)
     return episodes
+
+
+def mark_changed(episodes: list[Episode], lag: int) -> None:
+    """Re-marks which steps change the decision, against the step `lag` back rather than the
+    one before. The looking expert scans in a rhythm of two (turn 45, hold, turn 45): against
+    the step before every scanning step is a change, and the one that matters, where the
+    target comes into view and the rhythm breaks, is not told apart. Against the step two
+    back the rhythm is no change and the break is."""
+    for e in episodes:
+        for i, step in enumerate(e.steps):
+            step.changed = i < lag or decision(e.steps[i - lag].action) != decision(step.action)
 
 
 def split_heldout(episodes: list[Episode], share: float, rng: random.Random) -> tuple[list[Episode], list[Episode]]:
@@ -197,6 +221,35 @@ def windows(episode: Episode, stage: int, history: int, prompts: tuple[str, str]
             thought = step.thought
             since_emit = 0
     return out
+
+
+def is_scan_hold(turn: Step, hold: Step) -> bool:
+    """Whether two steps are the looking expert's scan rhythm: a turn on the spot (mouse
+    only, no keys), then a step that does nothing while the turn lands."""
+    (t_mouse, t_keys), (h_mouse, h_keys) = decision(turn.action), decision(hold.action)
+    idle = lambda keys: all(k == "" for k in keys)  # noqa: E731
+    return t_mouse[0] != 0 and idle(t_keys) and h_mouse == (0, 0, 0) and idle(h_keys)
+
+
+def decision_points(episode: Episode) -> list[int]:
+    """The episode's decision points: the steps after a scan and its hold (is_scan_hold).
+    There the expert scans on, or, with the target in view, turns to it; only the frame
+    tells which."""
+    return [t for t in range(2, len(episode.steps)) if is_scan_hold(episode.steps[t - 2], episode.steps[t - 1])]
+
+
+def decision_window(episode: Episode, t: int, history: int, prompts: tuple[str, str]) -> Window:
+    """The instruction-following window that ends at step `t`, only its last answer in the loss."""
+    steps = episode.steps[max(0, t - history + 1):t + 1]
+    return Window(prompts[0], episode.instruction, steps, [False] * (len(steps) - 1) + [True], False)
+
+
+def decision_windows(episode: Episode, history: int, prompts: tuple[str, str], copies: int) -> list[Window]:
+    """`copies` of the window ending at each of the episode's decision points. The answers
+    before a decision point say "scan on", and that is what a policy learns when such steps
+    are a few in a hundred and the ones where the rhythm breaks fewer still (it scans for
+    ever); these make them a larger share."""
+    return [decision_window(episode, t, history, prompts) for t in decision_points(episode) for _ in range(copies)]
 
 
 # The arena's object colours (app/arena's Colour::rgb), for stage 0's squares.
@@ -410,6 +463,88 @@ class Encoder:
         } | ({"answer_of": torch.tensor([answer_of])} if owners else {})
 
 
+# The arena's object label classes (app/arena's render.rs object_label and door_label):
+# bits 1 to 15 of a mask; bit 0 (nothing) is never set.
+OBJECT_CLASSES = 15
+# ObjectHead's weights beside a checkpoint trained with --object-labels.
+OBJECT_HEAD_FILE = "object_head.pt"
+
+
+class ObjectHead(torch.nn.Module):
+    """A training-only head (--object-labels): from each merged visual token (what the
+    decoder sees), which object classes each of its merge x merge patches shows. The
+    renderer knows what every pixel shows, so every patch of every frame gets a target,
+    whether or not the task's goal is in view: the vision tower learns what a chest, a
+    crystal, a door or the guard look like, in every colour, from all of the data rather
+    than from the one goal-column answer a frame gives. Not exported."""
+
+    def __init__(self, hidden: int, merge: int):
+        super().__init__()
+        self.merge = merge
+        self.classes = torch.nn.Linear(hidden, merge * merge * OBJECT_CLASSES)
+
+    def forward(self, merged: torch.Tensor) -> torch.Tensor:
+        """(tokens, hidden) -> logits (tokens, merge*merge, OBJECT_CLASSES)."""
+        return self.classes(merged.float()).view(merged.shape[0], self.merge * self.merge, OBJECT_CLASSES)
+
+
+def object_targets(masks: np.ndarray, merge: int) -> torch.Tensor:
+    """A frame's label grid (rows, columns of patches) as ObjectHead's targets: (tokens,
+    merge*merge, OBJECT_CLASSES), tokens row-major and each token's patches row-major,
+    the order in which Qwen2-VL's processor lays out the patches it merges."""
+    rows, cols = masks.shape
+    grouped = masks.reshape(rows // merge, merge, cols // merge, merge).transpose(0, 2, 1, 3)
+    flat = grouped.reshape(-1, merge * merge)
+    bits = (flat[..., None] >> np.arange(1, OBJECT_CLASSES + 1)) & 1
+    return torch.from_numpy(bits.astype(np.float32))
+
+
+@dataclass
+class Objects:
+    """Object labels during training (ObjectHead): the head, its loss weight, the frames a
+    step draws from and how many."""
+    head: ObjectHead
+    weight: float
+    batch: int
+    merge: int
+    items: list[tuple[int, np.ndarray]]  # (frame, label grid)
+    rng: random.Random
+
+
+def object_loss(model, encoder: "Encoder", frames: Frames, objects: Objects,
+                items: list[tuple[int, np.ndarray]] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The vision tower alone on a batch of labelled frames (drawn at random, or `items`):
+    ObjectHead's mean binary cross-entropy, and its logits and targets."""
+    if items is None:
+        items = objects.rng.sample(objects.items, objects.batch)
+    pix = encoder.processor.image_processor(images=[Image.fromarray(frames.images[f]) for f, _ in items],
+                                            return_tensors="pt")
+    merged = model.model.visual(pix["pixel_values"], grid_thw=pix["image_grid_thw"]).pooler_output
+    logits = objects.head(merged)
+    target = torch.cat([object_targets(m, objects.merge) for _, m in items])
+    if target.shape[0] != logits.shape[0]:
+        raise ValueError(f"object labels give {target.shape[0]} tokens a batch, the frames {logits.shape[0]}: "
+                         "the label grid must be the frame's patch grid (--label-grid)")
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, target), logits, target
+
+
+@torch.no_grad()
+def object_accuracy(model, encoder: "Encoder", frames: Frames, objects: Objects,
+                    held: list[tuple[int, np.ndarray]]) -> dict[str, float]:
+    """ObjectHead on held-out frames: of the (patch, class) pairs the frame shows, the share
+    found (recall), and of those it claims, the share right (precision)."""
+    model.eval()
+    hit = claimed = present = 0
+    for i in range(0, len(held), objects.batch):
+        _, logits, target = object_loss(model, encoder, frames, objects, held[i:i + objects.batch])
+        guess = logits > 0
+        hit += int((guess & (target > 0)).sum())
+        claimed += int(guess.sum())
+        present += int(target.sum())
+    model.train()
+    return {"recall": round(hit / max(1, present), 3), "precision": round(hit / max(1, claimed), 3)}
+
+
 @dataclass
 class Dense:
     """Dense grounding during training (GoalPointer): the head, its loss weight, and what it
@@ -478,8 +613,12 @@ def fresh_model(base: Path, seed: int, rope_theta: float | None = None, mrope_se
 
 def train_stage(model, encoder: Encoder, frames: Frames, data: list[Window], *, stage: int | str, steps: int, lr: float,
                 accumulate: int, rng: random.Random, log, started: float, changed_weight: float = 1.0,
-                dense: Dense | None = None) -> None:
-    params = list(model.parameters()) + (list(dense.pointer.parameters()) if dense else [])
+                dense: Dense | None = None, objects: Objects | None = None) -> None:
+    """`steps` optimizer steps on `data` (cosine schedule after a short warm-up). With
+    `objects`, every step also takes one batch of object labels (object_loss); with no
+    `data`, only that."""
+    params = list(model.parameters()) + (list(dense.pointer.parameters()) if dense else []) \
+        + (list(objects.head.parameters()) if objects else [])
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     warmup = max(1, steps // 20)
     model.train()
@@ -491,7 +630,11 @@ def train_stage(model, encoder: Encoder, frames: Frames, data: list[Window], *, 
             g["lr"] = lr * max(scale, 0.05)
         opt.zero_grad(set_to_none=True)
         total = 0.0
-        for _ in range(accumulate):
+        if objects is not None:
+            loss = objects.weight * object_loss(model, encoder, frames, objects)[0]
+            loss.backward()
+            total += float(loss.detach())
+        for _ in range(accumulate if data else 0):
             if not order:
                 order = list(range(len(data)))
                 rng.shuffle(order)
@@ -598,8 +741,20 @@ def main() -> int:
                     help="arena grounding sequences (arena_grounding_windows) added to each stage, as a share of its sequences")
     ap.add_argument("--changed-weight", type=float, default=1.0,
                     help="loss weight of the answers that change the decision, against 1 for the rest (weighted_loss)")
+    ap.add_argument("--changed-lag", type=int, default=1,
+                    help="a step changes the decision when it decides otherwise than the step this many back "
+                         "(mark_changed; 2 for the looking expert's scan rhythm)")
+    ap.add_argument("--decision-windows", type=int, default=0,
+                    help="copies of a window ending at each decision point (decision_windows) added to "
+                         "stages 2 and 3; 0: none")
     ap.add_argument("--dense", type=float, default=0.0,
                     help="weight of dense grounding (GoalPointer, training only) in every loss; 0: off")
+    ap.add_argument("--object-labels", type=float, default=0.0,
+                    help="weight of object labels (ObjectHead, training only; needs demonstrations made with "
+                         "--label-grid) in every stage; 0: off")
+    ap.add_argument("--object-steps", type=int, default=0,
+                    help="optimizer steps of object labels alone (the vision tower), before every other stage")
+    ap.add_argument("--object-batch", type=int, default=16, help="labelled frames per object-label step")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--accumulate", type=int, default=4, help="sequences per optimizer step")
     ap.add_argument("--heldout", type=float, default=0.05, help="share of episodes kept out of training")
@@ -635,6 +790,8 @@ def main() -> int:
     if not episodes:
         print(f"train_policy: no trajectories under {args.demos}", file=sys.stderr)
         return 2
+    if args.changed_lag != 1:
+        mark_changed(episodes, args.changed_lag)
     held, train = split_heldout(episodes, args.heldout, rng)
     encoder = Encoder(args.base, (fw, fh))
     mrope = [int(x) for x in args.mrope_section.split(",")] if args.mrope_section else None
@@ -646,7 +803,8 @@ def main() -> int:
         model = fresh_model(args.base, args.seed, args.rope_theta, mrope, vision)
     n_params = sum(p.numel() for p in model.parameters())
     log({"event": "data", "episodes": len(episodes), "train_episodes": len(train), "heldout_episodes": len(held),
-         "steps": sum(len(e.steps) for e in episodes), "thoughts": sum(s.thought is not None for e in episodes for s in e.steps),
+         "steps": sum(len(e.steps) for e in episodes),
+         "changed": sum(s.changed for e in episodes for s in e.steps), "thoughts": sum(s.thought is not None for e in episodes for s in e.steps),
          "frame": args.frame, "history": args.history, "parameters": n_params, "seed": args.seed,
          "rope_theta": model.config.text_config.rope_parameters["rope_theta"],
          "mrope_section": list(model.config.text_config.rope_parameters["mrope_section"]),
@@ -682,12 +840,40 @@ def main() -> int:
         if args.init and (args.init / POINTER_FILE).exists():
             dense.pointer.load_state_dict(torch.load(args.init / POINTER_FILE))
 
+    objects = None
+    objects_held: list[tuple[int, np.ndarray]] = []
+    if args.object_labels > 0 or args.object_steps > 0:
+        merge = encoder.processor.image_processor.merge_size
+        labelled = [(s.frame, s.objects) for e in train for s in e.steps if s.objects is not None]
+        objects_held = [(s.frame, s.objects) for e in held for s in e.steps if s.objects is not None]
+        objects_held = random.Random(args.seed + 5).sample(objects_held, min(256, len(objects_held)))
+        if not labelled:
+            print("train_policy: --object-labels needs demonstrations made with --label-grid", file=sys.stderr)
+            return 2
+        torch.manual_seed(args.seed + 6)
+        objects = Objects(ObjectHead(model.config.text_config.hidden_size, merge), max(args.object_labels, 1.0),
+                          args.object_batch, merge, labelled, random.Random(args.seed + 7))
+        if args.init and (args.init / OBJECT_HEAD_FILE).exists():
+            objects.head.load_state_dict(torch.load(args.init / OBJECT_HEAD_FILE))
+        log({"event": "objects", "labelled_frames": len(labelled), "heldout_frames": len(objects_held)})
+    if objects and args.object_steps > 0:
+        log({"event": "stage", "stage": "0-objects", "frames_per_step": objects.batch})
+        train_stage(model, encoder, frames, [], stage="0-objects", steps=args.object_steps, lr=args.lr,
+                    accumulate=args.accumulate, rng=rng, log=log, started=started, objects=objects)
+        log({"event": "eval", "stage": "0-objects", "objects": object_accuracy(model, encoder, frames, objects,
+                                                                                  objects_held)})
+    if objects:
+        objects.weight = args.object_labels
+    stage_objects = objects if args.object_labels > 0 else None
+
     def log_arena_eval(stage: int | str) -> None:
         entry = {"event": "eval", "stage": stage,
                  "arena_grounding": action_accuracy(model, encoder, frames, arena_held, 200),
                  "arena_grounding_answer": answer_accuracy(model, encoder, frames, arena_held)}
         if dense:
             entry["goal_pointer"] = pointer_accuracy(model, encoder, frames, arena_held, dense)
+        if stage_objects:
+            entry["objects"] = object_accuracy(model, encoder, frames, stage_objects, objects_held)
         log(entry)
 
     if args.ground_arena_steps > 0:
@@ -695,7 +881,8 @@ def main() -> int:
         arena = arena_grounding_windows(train, 20000, arena_rng, PROMPT_SETS[args.prompts][0])
         log({"event": "stage", "stage": "0-arena", "sequences": len(arena), "answers": len(arena)})
         train_stage(model, encoder, frames, arena, stage="0-arena", steps=args.ground_arena_steps, lr=args.lr,
-                    accumulate=args.accumulate, rng=arena_rng, log=log, started=started, dense=dense)
+                    accumulate=args.accumulate, rng=arena_rng, log=log, started=started, dense=dense,
+                    objects=stage_objects)
         log_arena_eval("0-arena")
     stage_steps = [int(x) for x in args.steps.split(",")]
     for stage, steps in enumerate(stage_steps, start=1):
@@ -708,6 +895,8 @@ def main() -> int:
             # Reasoning is learned next to instruction following, not instead of it: the
             # runtime's default mode stays instruction following.
             data += [w for e in train for w in windows(e, 2, args.history, prompts)]
+        if args.decision_windows > 0 and stage >= 2:
+            data += [w for e in train for w in decision_windows(e, args.history, prompts, args.decision_windows)]
         if args.ground_mix > 0:
             # Keeps what stage 0 taught: actions alone let a model forget where things are.
             data += [ground[i % len(ground)] for i in range(round(len(data) * args.ground_mix))]
@@ -716,7 +905,8 @@ def main() -> int:
             data += arena_grounding_windows(train, round(len(data) * args.ground_arena), rng, prompts[0])
         log({"event": "stage", "stage": stage, "sequences": len(data), "answers": sum(sum(w.labelled) for w in data)})
         train_stage(model, encoder, frames, data, stage=stage, steps=steps, lr=args.lr, accumulate=args.accumulate,
-                    rng=rng, log=log, started=started, changed_weight=args.changed_weight, dense=dense)
+                    rng=rng, log=log, started=started, changed_weight=args.changed_weight, dense=dense,
+                    objects=stage_objects)
         log({"event": "eval", "stage": stage, **action_accuracy(model, encoder, frames, held_data, 40)})
         if args.ground_mix > 0:
             log({"event": "eval", "stage": stage, "grounding": action_accuracy(model, encoder, frames, ground_held, 200)})
@@ -729,6 +919,8 @@ def main() -> int:
     model.save_pretrained(args.out, safe_serialization=True)
     if dense:
         torch.save(dense.pointer.state_dict(), args.out / POINTER_FILE)  # for --init; the exporter ignores it
+    if objects:
+        torch.save(objects.head.state_dict(), args.out / OBJECT_HEAD_FILE)  # likewise
     for name in PROCESSOR_FILES:
         if (args.base / name).exists():
             shutil.copy(args.base / name, args.out / name)

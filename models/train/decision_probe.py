@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Does the policy stop scanning when its target shows? Teacher-forced, at decision points.
+
+    python models/train/decision_probe.py --hf WORK/hf --demos DEMOS_DIR [--history 2]
+
+A decision point (train_policy's decision_points) is a step after the looking expert's scan
+and hold: the expert either scans on or, with the target in view, turns to it ("break"). Only
+the frame tells which. For the held-out episodes of train_policy.py (the same --seed and
+--heldout), this feeds the policy the instruction-following window that ends at each decision
+point, with the expert's answers before it, and reports per outcome: how often every answer
+token is the expert's, how often the first answer token (which decides between scanning on
+and turning) is, and the mean probability of the scan's first token there. A policy that
+scans for ever in real time scores near 1 on "scan on" and near 0 on "break"; one that uses
+the frame scores well on both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
+from lumine_prompts import PROMPT_SETS  # noqa: E402
+from train_policy import Encoder, Frames, decision, decision_points, decision_window, load_episodes  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hf", required=True, type=Path, help="the policy's checkpoint (train_policy.py --out)")
+    ap.add_argument("--demos", required=True, type=Path, help="the demonstrations it was trained on")
+    ap.add_argument("--base", type=Path, default=Path(__file__).resolve().parents[1] / "test-tiny" / "hf",
+                    help="tokenizer and processor, as train_policy.py --base")
+    ap.add_argument("--frame", default="256x144")
+    ap.add_argument("--prompts", choices=sorted(PROMPT_SETS), default="arena")
+    ap.add_argument("--history", type=int, default=2)
+    ap.add_argument("--heldout", type=float, default=0.05, help="as train_policy.py (same split for the same seed)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    from transformers import Qwen2VLForConditionalGeneration
+
+    # train_policy.py shuffles the sorted episodes with its seed and holds out the first
+    # share; loading only those folders keeps this quick.
+    folders = sorted(p.parent for p in args.demos.rglob("meta.json"))
+    random.Random(args.seed).shuffle(folders)
+    held = folders[:max(1, int(len(folders) * args.heldout))]
+    fw, fh = (int(x) for x in args.frame.split("x"))
+    frames = Frames((fw, fh))
+    episodes = load_episodes(held, frames)
+    encoder = Encoder(args.base, (fw, fh))
+    model = Qwen2VLForConditionalGeneration.from_pretrained(args.hf).eval()
+    tallies: dict[str, list[float]] = {}
+    for episode in episodes:
+        for t in decision_points(episode):
+            scan, step = episode.steps[t - 2], episode.steps[t]
+            outcome = "scan on" if decision(step.action) == decision(scan.action) else "break"
+            batch = encoder.encode(decision_window(episode, t, args.history, PROMPT_SETS[args.prompts]), frames)
+            with torch.no_grad():
+                logits = model(**batch).logits[0, :-1]
+            gold = batch["labels"][0, 1:]
+            answer = (gold != -100).nonzero()[:, 0]
+            first = int(answer[1])  # answer[0] is <|action_start|>
+            scan_first = encoder.tok(scan.action, add_special_tokens=False)["input_ids"][0]
+            probs = logits[first].softmax(-1)
+            tally = tallies.setdefault(outcome, [0, 0, 0, 0.0])
+            tally[0] += 1
+            tally[1] += bool((logits[answer].argmax(-1) == gold[answer]).all())
+            tally[2] += int(probs.argmax()) == int(gold[first])
+            tally[3] += float(probs[scan_first])
+    for outcome, (n, exact, first, p_scan) in sorted(tallies.items()):
+        print(json.dumps({"outcome": outcome, "points": n, "exact": round(exact / n, 3),
+                          "first_token": round(first / n, 3), "mean_p_scan_first_token": round(p_scan / n, 3)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
