@@ -35,6 +35,7 @@ import random
 import shutil
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,20 +142,20 @@ def load_episodes(roots: list[Path], frames: Frames) -> list[Episode]:
                     break  # a torn last line (the format allows it)
                 if rec.get("frame") is None or rec.get("actor") == "agent":
                     continue  # only human or expert input is a demonstration
-                changed = not episode.steps or decision(episode.steps[-1].action) != decision(rec["action"])
-                step = Step(frames.add(folder / rec["frame"]), rec["action"], rec.get("thought"), changed)
+                step = Step(frames.add(folder / rec["frame"]), rec["action"], rec.get("thought"))
                 if rec["step"] in bearings:
                     step.bearing, step.labelled_bearing = bearings[rec["step"]], True
                 step.objects = objects.get(rec["step"])
                 episode.steps.append(step)
             if episode.steps:
                 episodes.append(episode)
+    mark_changed(episodes, 1)
     return episodes
 
 
 def mark_changed(episodes: list[Episode], lag: int) -> None:
-    """Re-marks which steps change the decision, against the step `lag` back rather than the
-    one before. The looking expert scans in a rhythm of two (turn 45, hold, turn 45): against
+    """Marks which steps change the decision (decision()), against the step `lag` back
+    (load_episodes: the one before; the first `lag` steps always do). The looking expert scans in a rhythm of two (turn 45, hold, turn 45): against
     the step before every scanning step is a change, and the one that matters, where the
     target comes into view and the rhythm breaks, is not told apart. Against the step two
     back the rhythm is no change and the break is."""
@@ -226,7 +227,10 @@ def windows(episode: Episode, stage: int, history: int, prompts: tuple[str, str]
 def is_scan_hold(turn: Step, hold: Step) -> bool:
     """Whether two steps are the looking expert's scan rhythm: a turn on the spot (mouse
     only, no keys), then a step that does nothing while the turn lands."""
-    (t_mouse, t_keys), (h_mouse, h_keys) = decision(turn.action), decision(hold.action)
+    turned, held = decision(turn.action), decision(hold.action)
+    if len(turned) != 2 or len(held) != 2:
+        return False  # not the canonical action text
+    (t_mouse, t_keys), (h_mouse, h_keys) = turned, held
     idle = lambda keys: all(k == "" for k in keys)  # noqa: E731
     return t_mouse[0] != 0 and idle(t_keys) and h_mouse == (0, 0, 0) and idle(h_keys)
 
@@ -851,19 +855,19 @@ def main() -> int:
             print("train_policy: --object-labels needs demonstrations made with --label-grid", file=sys.stderr)
             return 2
         torch.manual_seed(args.seed + 6)
-        objects = Objects(ObjectHead(model.config.text_config.hidden_size, merge), max(args.object_labels, 1.0),
+        objects = Objects(ObjectHead(model.config.text_config.hidden_size, merge), args.object_labels,
                           args.object_batch, merge, labelled, random.Random(args.seed + 7))
         if args.init and (args.init / OBJECT_HEAD_FILE).exists():
             objects.head.load_state_dict(torch.load(args.init / OBJECT_HEAD_FILE))
         log({"event": "objects", "labelled_frames": len(labelled), "heldout_frames": len(objects_held)})
     if objects and args.object_steps > 0:
         log({"event": "stage", "stage": "0-objects", "frames_per_step": objects.batch})
+        # Alone, the object loss is the whole loss: weight 1 (the head and its draws are shared).
         train_stage(model, encoder, frames, [], stage="0-objects", steps=args.object_steps, lr=args.lr,
-                    accumulate=args.accumulate, rng=rng, log=log, started=started, objects=objects)
+                    accumulate=args.accumulate, rng=rng, log=log, started=started,
+                    objects=dataclasses.replace(objects, weight=1.0))
         log({"event": "eval", "stage": "0-objects", "objects": object_accuracy(model, encoder, frames, objects,
                                                                                   objects_held)})
-    if objects:
-        objects.weight = args.object_labels
     stage_objects = objects if args.object_labels > 0 else None
 
     def log_arena_eval(stage: int | str) -> None:
