@@ -12,6 +12,11 @@ token is the expert's, how often the first answer token (which decides between s
 and turning) is, and the mean probability of the scan's first token there. A policy that
 scans for ever in real time scores near 1 on "scan on" and near 0 on "break"; one that uses
 the frame scores well on both.
+
+Per outcome it also asks the grounding question ("where to go: ...", one frame) of the same
+frames ("grounding": answer_accuracy, with each answer's recall), which tells a policy that
+does not see its target there from one that sees it and does not act on it; and, for a
+policy trained with --sight, how often Sight names where the goal is ("sight").
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
 from lumine_prompts import PROMPT_SETS  # noqa: E402
-from train_policy import Encoder, Frames, decision, decision_points, decision_window, load_episodes  # noqa: E402
+from train_policy import (SIGHT_HEAD_FILE, OUT_OF_VIEW, Encoder, Frames, Sight, answer_accuracy,  # noqa: E402
+                          arena_grounding_window, bearing_answer, breaks_rhythm, decision_points, decision_window,
+                          load_episodes, sight_logits)
 
 
 def main() -> int:
@@ -55,27 +62,45 @@ def main() -> int:
     episodes = load_episodes(held, frames)
     encoder = Encoder(args.base, (fw, fh))
     model = Qwen2VLForConditionalGeneration.from_pretrained(args.hf).eval()
+    sight = None
+    if (args.hf / SIGHT_HEAD_FILE).exists():  # trained with --sight: also ask it where the goal is
+        sight = Sight(torch.nn.Linear(model.config.text_config.hidden_size, OUT_OF_VIEW + 1), 1.0,
+                      encoder.tok.convert_tokens_to_ids("<|action_start|>"))
+        sight.head.load_state_dict(torch.load(args.hf / SIGHT_HEAD_FILE))
     tallies: dict[str, list[float]] = {}
+    grounding: dict[str, list] = {}  # per outcome, the grounding question asked of each labelled point's frame
     for episode in episodes:
         for t in decision_points(episode):
-            scan, step = episode.steps[t - 2], episode.steps[t]
-            outcome = "scan on" if decision(step.action) == decision(scan.action) else "break"
+            scan = episode.steps[t - 2]
+            outcome = "break" if breaks_rhythm(episode, t) else "scan on"
             batch = encoder.encode(decision_window(episode, t, args.history, PROMPT_SETS[args.prompts]), frames)
             with torch.no_grad():
-                logits = model(**batch).logits[0, :-1]
+                out = model(**batch, output_hidden_states=sight is not None)
+            logits = out.logits[0, :-1]
             gold = batch["labels"][0, 1:]
             answer = (gold != -100).nonzero()[:, 0]
             first = int(answer[1])  # answer[0] is <|action_start|>
             scan_first = encoder.tok(scan.action, add_special_tokens=False)["input_ids"][0]
             probs = logits[first].softmax(-1)
-            tally = tallies.setdefault(outcome, [0, 0, 0, 0.0])
+            tally = tallies.setdefault(outcome, [0, 0, 0, 0.0, 0, 0])
+            if episode.steps[t].labelled_bearing and episode.instruction:
+                grounding.setdefault(outcome, []).append(
+                    arena_grounding_window(episode, episode.steps[t], PROMPT_SETS[args.prompts][0]))
+            if sight is not None and episode.steps[t].labelled_bearing:
+                with torch.no_grad():
+                    guess = int(sight_logits(sight, out.hidden_states[-1], batch["input_ids"], 1)[0].argmax())
+                tally[4] += 1
+                tally[5] += guess == bearing_answer(episode.steps[t].bearing)
             tally[0] += 1
             tally[1] += bool((logits[answer].argmax(-1) == gold[answer]).all())
             tally[2] += int(probs.argmax()) == int(gold[first])
             tally[3] += float(probs[scan_first])
-    for outcome, (n, exact, first, p_scan) in sorted(tallies.items()):
+    for outcome, (n, exact, first, p_scan, sighted, seen) in sorted(tallies.items()):
         print(json.dumps({"outcome": outcome, "points": n, "exact": round(exact / n, 3),
-                          "first_token": round(first / n, 3), "mean_p_scan_first_token": round(p_scan / n, 3)}))
+                          "first_token": round(first / n, 3), "mean_p_scan_first_token": round(p_scan / n, 3)}
+                         | ({"sight": round(seen / sighted, 3)} if sighted else {})
+                         | ({"grounding": answer_accuracy(model, encoder, frames, grounding[outcome])}
+                            if grounding.get(outcome) else {})))
     return 0
 
 

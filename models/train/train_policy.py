@@ -242,6 +242,12 @@ def decision_points(episode: Episode) -> list[int]:
     return [t for t in range(2, len(episode.steps)) if is_scan_hold(episode.steps[t - 2], episode.steps[t - 1])]
 
 
+def breaks_rhythm(episode: Episode, t: int) -> bool:
+    """At decision point `t`: whether the expert turns away from its scan there (the target
+    came into view) rather than scanning on."""
+    return decision(episode.steps[t].action) != decision(episode.steps[t - 2].action)
+
+
 def decision_window(episode: Episode, t: int, history: int, prompts: tuple[str, str]) -> Window:
     """The instruction-following window that ends at step `t`, only its last answer in the loss."""
     steps = episode.steps[max(0, t - history + 1):t + 1]
@@ -254,6 +260,20 @@ def decision_windows(episode: Episode, history: int, prompts: tuple[str, str], c
     are a few in a hundred and the ones where the rhythm breaks fewer still (it scans for
     ever); these make them a larger share."""
     return [decision_window(episode, t, history, prompts) for t in decision_points(episode) for _ in range(copies)]
+
+
+def balanced_decision_windows(episodes: list[Episode], n: int, history: int, prompts: tuple[str, str],
+                              rng: random.Random) -> list[Window]:
+    """`n` windows ending at decision points (decision_window), half where the expert breaks
+    its rhythm and half where it scans on, drawn with replacement. A break is about one
+    answer in twenty, and only there does the action depend on the frame alone; in these
+    it is half the lesson."""
+    points = [(e, t) for e in episodes for t in decision_points(e)]
+    breaks = [p for p in points if breaks_rhythm(*p)]
+    scans = [p for p in points if not breaks_rhythm(*p)]
+    if not breaks or not scans:
+        return []
+    return [decision_window(*rng.choice(breaks if i % 2 == 0 else scans), history, prompts) for i in range(n)]
 
 
 # The arena's object colours (app/arena's Colour::rgb), for stage 0's squares.
@@ -372,20 +392,33 @@ def dense_loss(pointer: GoalPointer, hidden: torch.Tensor, input_ids: torch.Tens
     return torch.stack(losses).mean() if losses else None
 
 
-def arena_grounding_windows(episodes: list[Episode], n: int, rng: random.Random, system: str) -> list[Window]:
+def arena_grounding_windows(episodes: list[Episode], n: int, rng: random.Random, system: str,
+                            balanced: bool = False) -> list[Window]:
     """Grounding on the arena's own frames: `n` labelled steps drawn from the episodes, each
     a one-frame window whose goal asks where the instruction's target is and whose answer
     is bearing_answer. The synthetic squares of grounding_windows taught a skill the action
-    stages did not use; this asks it of the very frames the actions are learned from."""
+    stages did not use; this asks it of the very frames the actions are learned from.
+
+    `balanced` draws every answer equally often. The expert mostly faces its target or has
+    it out of view, so left and right are about one answer in ten, and a model that never
+    gives them loses little; those are the frames where the expert turns to its target."""
     labelled = [(e, s) for e in episodes if e.instruction for s in e.steps if s.labelled_bearing]
     if not labelled:
         return []
-    out = []
-    for _ in range(n):
-        e, s = labelled[rng.randrange(len(labelled))]
-        step = Step(s.frame, str(bearing_answer(s.bearing)), None, bearing=s.bearing, labelled_bearing=True)
-        out.append(Window(system, f"where to go: {e.instruction}", [step], [True], False))
-    return out
+    if not balanced:
+        return [arena_grounding_window(*labelled[rng.randrange(len(labelled))], system) for _ in range(n)]
+    by_answer: dict[int, list[tuple[Episode, Step]]] = {}
+    for e, s in labelled:
+        by_answer.setdefault(bearing_answer(s.bearing), []).append((e, s))
+    pools = [by_answer[a] for a in sorted(by_answer)]
+    return [arena_grounding_window(*rng.choice(pools[i % len(pools)]), system) for i in range(n)]
+
+
+def arena_grounding_window(episode: Episode, step: Step, system: str) -> Window:
+    """The one-frame window that asks where the episode's target is in `step`'s frame
+    (its answer: bearing_answer)."""
+    answer = Step(step.frame, str(bearing_answer(step.bearing)), None, bearing=step.bearing, labelled_bearing=True)
+    return Window(system, f"where to go: {episode.instruction}", [answer], [True], False)
 
 
 class Encoder:
@@ -559,18 +592,60 @@ class Dense:
     grid: tuple[int, int]
 
 
+@dataclass
+class Sight:
+    """Where the goal is, asked where the action is decided (--sight): a training-only
+    linear head reads the decoder's last hidden state at each answer's <|action_start|>
+    (the position whose logits give the action's first token) and names the goal's
+    bearing_answer: it asks for where the goal is in the very state the action is read
+    from, on every labelled step (README: it cannot put there what the frame's tokens do
+    not hold). Not exported."""
+    head: torch.nn.Linear
+    weight: float
+    action_start: int
+
+
+# Sight's head beside a checkpoint trained with --sight.
+SIGHT_HEAD_FILE = "sight_head.pt"
+
+
+def sight_logits(sight: Sight, hidden: torch.Tensor, input_ids: torch.Tensor, answers: int) -> torch.Tensor:
+    """Sight's logits (one row per answer of the sequence's `answers`, in order) from its last
+    hidden state. The arena's system prompt spells the action format out, <|action_start|>
+    included: the answers' markers are the last ones."""
+    at = (input_ids[0] == sight.action_start).nonzero()[:, 0][-answers:]
+    return sight.head(hidden[0, at].float())
+
+
+def sight_loss(sight: Sight, hidden: torch.Tensor, input_ids: torch.Tensor, w: Window) -> torch.Tensor | None:
+    """Sight's mean cross-entropy over the window's answers whose goal bearing is known and
+    in the loss (a goal text is needed: without it there is no goal to name)."""
+    if not w.goal:
+        return None
+    rows = [i for i, step in enumerate(w.steps) if step.labelled_bearing and w.labelled[i]]
+    if not rows or ";" not in w.steps[0].action:
+        return None  # nothing to name, or a grounding window (its answer is a digit, no action)
+    logits = sight_logits(sight, hidden, input_ids, len(w.steps))
+    target = torch.tensor([bearing_answer(w.steps[i].bearing) for i in rows])
+    return torch.nn.functional.cross_entropy(logits[rows], target)
+
+
 def weighted_loss(model, batch: dict[str, torch.Tensor], w: Window, changed_weight: float,
-                  dense: Dense | None = None) -> torch.Tensor:
+                  dense: Dense | None = None, sight: Sight | None = None) -> torch.Tensor:
     """The answers' mean token loss, with the answers that change the decision (decision())
     weighted `changed_weight` times. Most answers repeat the one before (walking on, scanning on);
     the rare turns toward what the frame shows are the decisions that matter, and an
     unweighted mean lets a policy that ignores them score well (keyframe weighting).
-    With `dense`, plus its weight times dense_loss."""
+    With `dense`, plus its weight times dense_loss; with `sight`, likewise sight_loss."""
     answer_of = batch.pop("answer_of")
-    out = model(**batch, output_hidden_states=dense is not None)
-    extra = dense_loss(dense.pointer, out.hidden_states[-1], batch["input_ids"], w, dense.pad, dense.grid) \
-        if dense is not None else None
-    extra = dense.weight * extra if extra is not None else 0.0
+    out = model(**batch, output_hidden_states=dense is not None or sight is not None)
+    extra = 0.0
+    if dense is not None:
+        d = dense_loss(dense.pointer, out.hidden_states[-1], batch["input_ids"], w, dense.pad, dense.grid)
+        extra = extra + (dense.weight * d if d is not None else 0.0)
+    if sight is not None:
+        g = sight_loss(sight, out.hidden_states[-1], batch["input_ids"], w)
+        extra = extra + (sight.weight * g if g is not None else 0.0)
     if changed_weight == 1.0:
         return out.loss + extra
     labels = batch["labels"]
@@ -617,12 +692,12 @@ def fresh_model(base: Path, seed: int, rope_theta: float | None = None, mrope_se
 
 def train_stage(model, encoder: Encoder, frames: Frames, data: list[Window], *, stage: int | str, steps: int, lr: float,
                 accumulate: int, rng: random.Random, log, started: float, changed_weight: float = 1.0,
-                dense: Dense | None = None, objects: Objects | None = None) -> None:
+                dense: Dense | None = None, objects: Objects | None = None, sight: Sight | None = None) -> None:
     """`steps` optimizer steps on `data` (cosine schedule after a short warm-up). With
     `objects`, every step also takes one batch of object labels (object_loss); with no
     `data`, only that."""
     params = list(model.parameters()) + (list(dense.pointer.parameters()) if dense else []) \
-        + (list(objects.head.parameters()) if objects else [])
+        + (list(objects.head.parameters()) if objects else []) + (list(sight.head.parameters()) if sight else [])
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     warmup = max(1, steps // 20)
     model.train()
@@ -644,7 +719,7 @@ def train_stage(model, encoder: Encoder, frames: Frames, data: list[Window], *, 
                 rng.shuffle(order)
             window = data[order.pop()]
             batch = encoder.encode(window, frames, owners=True)
-            loss = weighted_loss(model, batch, window, changed_weight, dense) / accumulate
+            loss = weighted_loss(model, batch, window, changed_weight, dense, sight) / accumulate
             loss.backward()
             total += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -681,11 +756,13 @@ def answer_accuracy(model, encoder: Encoder, frames: Frames, data: list[Window],
     """For one-frame windows whose answer is a digit below `answers` (grounding): how often
     the model's most likely of those digits is right, with the real frame and with its
     patches shuffled (which keeps the colours and scrambles where they are), next to the
-    share of the most common answer."""
+    share of the most common answer; and per answer, how often it is given when it is right
+    ("recall": a model that tells only "ahead" from "out of view" scores 0 on left and right)."""
     model.eval()
     digits = [encoder.tok.convert_tokens_to_ids(str(d)) for d in range(answers)]
     right = {"real": 0, "shuffled": 0}
     counts = [0] * len(digits)
+    recalled = [0] * len(digits)
     for w in data:
         batch = encoder.encode(w, frames)
         answer = int(w.steps[0].action)
@@ -695,10 +772,12 @@ def answer_accuracy(model, encoder: Encoder, frames: Frames, data: list[Window],
         for name, pixels in (("real", pv), ("shuffled", pv[torch.randperm(pv.shape[0])])):
             logits = model(**{**batch, "pixel_values": pixels}).logits[0, at, digits]
             right[name] += int(logits.argmax()) == answer
+            recalled[answer] += name == "real" and int(logits.argmax()) == answer
     model.train()
     n = max(1, len(data))
     return {"accuracy": round(right["real"] / n, 3), "shuffled_accuracy": round(right["shuffled"] / n, 3),
-            "most_common_share": round(max(counts) / n, 3)}
+            "most_common_share": round(max(counts) / n, 3),
+            "recall": {str(d): f"{recalled[d]}/{counts[d]}" for d in range(len(digits)) if counts[d]}}
 
 
 @torch.no_grad()
@@ -743,6 +822,8 @@ def main() -> int:
                     help="optimizer steps of arena grounding alone (arena_grounding_windows), after stage 0")
     ap.add_argument("--ground-arena", type=float, default=0.0,
                     help="arena grounding sequences (arena_grounding_windows) added to each stage, as a share of its sequences")
+    ap.add_argument("--ground-balance", action="store_true",
+                    help="draw arena grounding's answers (left, ahead, right, out of view) equally often")
     ap.add_argument("--changed-weight", type=float, default=1.0,
                     help="loss weight of the answers that change the decision, against 1 for the rest (weighted_loss)")
     ap.add_argument("--changed-lag", type=int, default=1,
@@ -751,6 +832,13 @@ def main() -> int:
     ap.add_argument("--decision-windows", type=int, default=0,
                     help="copies of a window ending at each decision point (decision_windows) added to "
                          "stages 2 and 3; 0: none")
+    ap.add_argument("--decision-steps", type=int, default=0,
+                    help="optimizer steps of a decision stage after stage 2: windows ending at decision points, "
+                         "half breaks and half scan-ons (balanced_decision_windows), with as many stage-2 windows "
+                         "and the --ground-arena mix; 0: none")
+    ap.add_argument("--sight", type=float, default=0.0,
+                    help="weight of Sight (training only: where the goal is, read where the action is decided) "
+                         "in stages 2 and 3; 0: off")
     ap.add_argument("--dense", type=float, default=0.0,
                     help="weight of dense grounding (GoalPointer, training only) in every loss; 0: off")
     ap.add_argument("--object-labels", type=float, default=0.0,
@@ -844,6 +932,14 @@ def main() -> int:
         if args.init and (args.init / POINTER_FILE).exists():
             dense.pointer.load_state_dict(torch.load(args.init / POINTER_FILE))
 
+    sight = None
+    if args.sight > 0:
+        torch.manual_seed(args.seed + 9)
+        sight = Sight(torch.nn.Linear(model.config.text_config.hidden_size, OUT_OF_VIEW + 1), args.sight,
+                      encoder.tok.convert_tokens_to_ids("<|action_start|>"))
+        if args.init and (args.init / SIGHT_HEAD_FILE).exists():
+            sight.head.load_state_dict(torch.load(args.init / SIGHT_HEAD_FILE))
+
     objects = None
     objects_held: list[tuple[int, np.ndarray]] = []
     if args.object_labels > 0 or args.object_steps > 0:
@@ -882,7 +978,7 @@ def main() -> int:
 
     if args.ground_arena_steps > 0:
         arena_rng = random.Random(args.seed + 3)
-        arena = arena_grounding_windows(train, 20000, arena_rng, PROMPT_SETS[args.prompts][0])
+        arena = arena_grounding_windows(train, 20000, arena_rng, PROMPT_SETS[args.prompts][0], args.ground_balance)
         log({"event": "stage", "stage": "0-arena", "sequences": len(arena), "answers": len(arena)})
         train_stage(model, encoder, frames, arena, stage="0-arena", steps=args.ground_arena_steps, lr=args.lr,
                     accumulate=args.accumulate, rng=arena_rng, log=log, started=started, dense=dense,
@@ -890,32 +986,48 @@ def main() -> int:
         log_arena_eval("0-arena")
     stage_steps = [int(x) for x in args.steps.split(",")]
     for stage, steps in enumerate(stage_steps, start=1):
-        if steps <= 0:
-            continue
         prompts = PROMPT_SETS[args.prompts]
-        data = [w for e in train for w in windows(e, stage, args.history, prompts)]
-        held_data = [w for e in held for w in windows(e, stage, args.history, prompts)]
-        if stage == 3:
-            # Reasoning is learned next to instruction following, not instead of it: the
-            # runtime's default mode stays instruction following.
-            data += [w for e in train for w in windows(e, 2, args.history, prompts)]
-        if args.decision_windows > 0 and stage >= 2:
-            data += [w for e in train for w in decision_windows(e, args.history, prompts, args.decision_windows)]
-        if args.ground_mix > 0:
-            # Keeps what stage 0 taught: actions alone let a model forget where things are.
-            data += [ground[i % len(ground)] for i in range(round(len(data) * args.ground_mix))]
-        if args.ground_arena > 0:
-            # Asked of the same frames the actions are learned from, in every stage.
-            data += arena_grounding_windows(train, round(len(data) * args.ground_arena), rng, prompts[0])
-        log({"event": "stage", "stage": stage, "sequences": len(data), "answers": sum(sum(w.labelled) for w in data)})
-        train_stage(model, encoder, frames, data, stage=stage, steps=steps, lr=args.lr, accumulate=args.accumulate,
-                    rng=rng, log=log, started=started, changed_weight=args.changed_weight, dense=dense,
-                    objects=stage_objects)
-        log({"event": "eval", "stage": stage, **action_accuracy(model, encoder, frames, held_data, 40)})
-        if args.ground_mix > 0:
-            log({"event": "eval", "stage": stage, "grounding": action_accuracy(model, encoder, frames, ground_held, 200)})
-        if arena_held:
-            log_arena_eval(stage)
+        if steps > 0:
+            data = [w for e in train for w in windows(e, stage, args.history, prompts)]
+            held_data = [w for e in held for w in windows(e, stage, args.history, prompts)]
+            if stage == 3:
+                # Reasoning is learned next to instruction following, not instead of it: the
+                # runtime's default mode stays instruction following.
+                data += [w for e in train for w in windows(e, 2, args.history, prompts)]
+            if args.decision_windows > 0 and stage >= 2:
+                data += [w for e in train for w in decision_windows(e, args.history, prompts, args.decision_windows)]
+            if args.ground_mix > 0:
+                # Keeps what stage 0 taught: actions alone let a model forget where things are.
+                data += [ground[i % len(ground)] for i in range(round(len(data) * args.ground_mix))]
+            if args.ground_arena > 0:
+                # Asked of the same frames the actions are learned from, in every stage.
+                data += arena_grounding_windows(train, round(len(data) * args.ground_arena), rng, prompts[0],
+                                                args.ground_balance)
+            log({"event": "stage", "stage": stage, "sequences": len(data), "answers": sum(sum(w.labelled) for w in data)})
+            train_stage(model, encoder, frames, data, stage=stage, steps=steps, lr=args.lr, accumulate=args.accumulate,
+                        rng=rng, log=log, started=started, changed_weight=args.changed_weight, dense=dense,
+                        objects=stage_objects, sight=sight if stage >= 2 else None)
+            log({"event": "eval", "stage": stage, **action_accuracy(model, encoder, frames, held_data, 40)})
+            if args.ground_mix > 0:
+                log({"event": "eval", "stage": stage, "grounding": action_accuracy(model, encoder, frames, ground_held, 200)})
+            if arena_held:
+                log_arena_eval(stage)
+        if stage == 2 and args.decision_steps > 0:
+            decision_rng = random.Random(args.seed + 8)
+            n = args.decision_steps * args.accumulate
+            decisions = balanced_decision_windows(train, n, args.history, prompts, decision_rng)
+            ordinary = [w for e in train for w in windows(e, 2, args.history, prompts)]
+            decisions += decision_rng.sample(ordinary, min(n, len(ordinary)))
+            if args.ground_arena > 0:
+                # Without it a decision stage forgets where things are within a thousand steps.
+                decisions += arena_grounding_windows(train, round(len(decisions) * args.ground_arena), decision_rng,
+                                                     prompts[0], args.ground_balance)
+            log({"event": "stage", "stage": "2-decision", "sequences": len(decisions)})
+            train_stage(model, encoder, frames, decisions, stage="2-decision", steps=args.decision_steps, lr=args.lr,
+                        accumulate=args.accumulate, rng=decision_rng, log=log, started=started,
+                        changed_weight=args.changed_weight, dense=dense, objects=stage_objects, sight=sight)
+            if arena_held:
+                log_arena_eval("2-decision")
 
     model.eval()
     if args.out.exists():
@@ -925,6 +1037,8 @@ def main() -> int:
         torch.save(dense.pointer.state_dict(), args.out / POINTER_FILE)  # for --init; the exporter ignores it
     if objects:
         torch.save(objects.head.state_dict(), args.out / OBJECT_HEAD_FILE)  # likewise
+    if sight:
+        torch.save(sight.head.state_dict(), args.out / SIGHT_HEAD_FILE)  # likewise
     for name in PROCESSOR_FILES:
         if (args.base / name).exists():
             shutil.copy(args.base / name, args.out / name)
