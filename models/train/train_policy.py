@@ -393,25 +393,32 @@ def dense_loss(pointer: GoalPointer, hidden: torch.Tensor, input_ids: torch.Tens
 
 
 def arena_grounding_windows(episodes: list[Episode], n: int, rng: random.Random, system: str,
-                            balanced: bool = False) -> list[Window]:
+                            out_share: float | None = None) -> list[Window]:
     """Grounding on the arena's own frames: `n` labelled steps drawn from the episodes, each
     a one-frame window whose goal asks where the instruction's target is and whose answer
     is bearing_answer. The synthetic squares of grounding_windows taught a skill the action
     stages did not use; this asks it of the very frames the actions are learned from.
 
-    `balanced` draws every answer equally often. The expert mostly faces its target or has
-    it out of view, so left and right are about one answer in ten, and a model that never
-    gives them loses little; those are the frames where the expert turns to its target."""
+    With `out_share`, answers are drawn by kind: "out of view" that share of the time, and
+    left, ahead and right equally often in the rest. The expert mostly faces its target or
+    has it out of view, so left and right are about one answer in ten, and a model that
+    never gives them loses little; those are the frames where the expert turns to its
+    target."""
     labelled = [(e, s) for e in episodes if e.instruction for s in e.steps if s.labelled_bearing]
     if not labelled:
         return []
-    if not balanced:
+    if out_share is None:
         return [arena_grounding_window(*labelled[rng.randrange(len(labelled))], system) for _ in range(n)]
     by_answer: dict[int, list[tuple[Episode, Step]]] = {}
     for e, s in labelled:
         by_answer.setdefault(bearing_answer(s.bearing), []).append((e, s))
-    pools = [by_answer[a] for a in sorted(by_answer)]
-    return [arena_grounding_window(*rng.choice(pools[i % len(pools)]), system) for i in range(n)]
+    out_pool = by_answer.pop(OUT_OF_VIEW, [])
+    in_pools = [by_answer[a] for a in sorted(by_answer)]
+    out = []
+    for _ in range(n):
+        out_of_view = (rng.random() < out_share and out_pool) or not in_pools
+        out.append(arena_grounding_window(*rng.choice(out_pool if out_of_view else rng.choice(in_pools)), system))
+    return out
 
 
 def arena_grounding_window(episode: Episode, step: Step, system: str) -> Window:
@@ -822,8 +829,9 @@ def main() -> int:
                     help="optimizer steps of arena grounding alone (arena_grounding_windows), after stage 0")
     ap.add_argument("--ground-arena", type=float, default=0.0,
                     help="arena grounding sequences (arena_grounding_windows) added to each stage, as a share of its sequences")
-    ap.add_argument("--ground-balance", action="store_true",
-                    help="draw arena grounding's answers (left, ahead, right, out of view) equally often")
+    ap.add_argument("--ground-balance", type=float, default=None, metavar="OUT_SHARE",
+                    help="draw arena grounding's answers by kind: out of view this share of the time, left, "
+                         "ahead and right equally often in the rest (0.25: all four alike); default: as they come")
     ap.add_argument("--changed-weight", type=float, default=1.0,
                     help="loss weight of the answers that change the decision, against 1 for the rest (weighted_loss)")
     ap.add_argument("--changed-lag", type=int, default=1,
