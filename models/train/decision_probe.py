@@ -32,9 +32,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
 from lumine_prompts import PROMPT_SETS  # noqa: E402
-from train_policy import (SIGHT_HEAD_FILE, OUT_OF_VIEW, Encoder, Frames, Sight, answer_accuracy,  # noqa: E402
-                          arena_grounding_window, bearing_answer, breaks_rhythm, decision_points, decision_window,
-                          load_episodes, sight_logits)
+from train_policy import (SIGHT_HEAD_FILE, Encoder, Frames, answer_accuracy, arena_grounding_window,  # noqa: E402
+                          bearing_answer, breaks_rhythm, decision_points, decision_window, load_episodes, new_sight,
+                          sight_logits)
 
 
 def main() -> int:
@@ -62,11 +62,8 @@ def main() -> int:
     episodes = load_episodes(held, frames)
     encoder = Encoder(args.base, (fw, fh))
     model = Qwen2VLForConditionalGeneration.from_pretrained(args.hf).eval()
-    sight = None
-    if (args.hf / SIGHT_HEAD_FILE).exists():  # trained with --sight: also ask it where the goal is
-        sight = Sight(torch.nn.Linear(model.config.text_config.hidden_size, OUT_OF_VIEW + 1), 1.0,
-                      encoder.tok.convert_tokens_to_ids("<|action_start|>"))
-        sight.head.load_state_dict(torch.load(args.hf / SIGHT_HEAD_FILE))
+    # Trained with --sight: also ask its head where the goal is.
+    sight = new_sight(model, encoder, 1.0, args.hf) if (args.hf / SIGHT_HEAD_FILE).exists() else None
     tallies: dict[str, list[float]] = {}
     grounding: dict[str, list] = {}  # per outcome, the grounding question asked of each labelled point's frame
     for episode in episodes:

@@ -616,6 +616,14 @@ class Sight:
 SIGHT_HEAD_FILE = "sight_head.pt"
 
 
+def new_sight(model, encoder: "Encoder", weight: float, checkpoint: Path | None) -> Sight:
+    """A Sight for `model`: a fresh head, or the one saved beside `checkpoint` if there is one."""
+    head = torch.nn.Linear(model.config.text_config.hidden_size, OUT_OF_VIEW + 1)
+    if checkpoint and (checkpoint / SIGHT_HEAD_FILE).exists():
+        head.load_state_dict(torch.load(checkpoint / SIGHT_HEAD_FILE))
+    return Sight(head, weight, encoder.tok.convert_tokens_to_ids("<|action_start|>"))
+
+
 def sight_logits(sight: Sight, hidden: torch.Tensor, input_ids: torch.Tensor, answers: int) -> torch.Tensor:
     """Sight's logits (one row per answer of the sequence's `answers`, in order) from its last
     hidden state. The arena's system prompt spells the action format out, <|action_start|>
@@ -943,10 +951,7 @@ def main() -> int:
     sight = None
     if args.sight > 0:
         torch.manual_seed(args.seed + 9)
-        sight = Sight(torch.nn.Linear(model.config.text_config.hidden_size, OUT_OF_VIEW + 1), args.sight,
-                      encoder.tok.convert_tokens_to_ids("<|action_start|>"))
-        if args.init and (args.init / SIGHT_HEAD_FILE).exists():
-            sight.head.load_state_dict(torch.load(args.init / SIGHT_HEAD_FILE))
+        sight = new_sight(model, encoder, args.sight, args.init)
 
     objects = None
     objects_held: list[tuple[int, np.ndarray]] = []
