@@ -268,9 +268,11 @@ def balanced_decision_windows(episodes: list[Episode], n: int, history: int, pro
     its rhythm and half where it scans on, drawn with replacement. A break is about one
     answer in twenty, and only there does the action depend on the frame alone; in these
     it is half the lesson."""
-    points = [(e, t) for e in episodes for t in decision_points(e)]
-    breaks = [p for p in points if breaks_rhythm(*p)]
-    scans = [p for p in points if not breaks_rhythm(*p)]
+    breaks: list[tuple[Episode, int]] = []
+    scans: list[tuple[Episode, int]] = []
+    for e in episodes:
+        for t in decision_points(e):
+            (breaks if breaks_rhythm(e, t) else scans).append((e, t))
     if not breaks or not scans:
         return []
     return [decision_window(*rng.choice(breaks if i % 2 == 0 else scans), history, prompts) for i in range(n)]
@@ -416,7 +418,7 @@ def arena_grounding_windows(episodes: list[Episode], n: int, rng: random.Random,
     in_pools = [by_answer[a] for a in sorted(by_answer)]
     out = []
     for _ in range(n):
-        out_of_view = (rng.random() < out_share and out_pool) or not in_pools
+        out_of_view = not in_pools or (bool(out_pool) and rng.random() < out_share)
         out.append(arena_grounding_window(*rng.choice(out_pool if out_of_view else rng.choice(in_pools)), system))
     return out
 
