@@ -17,6 +17,12 @@ Per outcome it also asks the grounding question ("where to go: ...", one frame) 
 frames ("grounding": answer_accuracy, with each answer's recall), which tells a policy that
 does not see its target there from one that sees it and does not act on it; and, for a
 policy trained with --sight, how often Sight names where the goal is ("sight").
+
+With --reports (a policy trained with --report-thoughts), the windows are the reasoning
+windows of the thinking-aloud expert (with_reports): per outcome, how often the policy starts
+a thought there ("thinks"), how often every token of the thought's report is the expert's
+("report", with each report's recall: teacher-forced through the plan before it), and the
+action's first token after the expert's thought ("first_token").
 """
 
 from __future__ import annotations
@@ -33,8 +39,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
 from lumine_prompts import PROMPT_SETS  # noqa: E402
 from train_policy import (SIGHT_HEAD_FILE, Encoder, Frames, answer_accuracy, arena_grounding_window,  # noqa: E402
-                          bearing_answer, breaks_rhythm, decision_points, decision_window, load_episodes, new_sight,
-                          sight_logits)
+                          bearing_answer, find_report, breaks_rhythm, decision_points, decision_window, load_episodes,
+                          new_sight, sight_logits, with_reports)
+
+
+def report_tally(tally: dict, encoder: Encoder, logits: torch.Tensor, gold: torch.Tensor, answer: torch.Tensor,
+                 step) -> None:
+    """Counts, for one reasoning window: does the answer start a thought, and are all of the
+    thought's report tokens (its first or last sentence, REPORTS) the expert's, per report."""
+    predicted = logits[answer].argmax(-1) == gold[answer]
+    tally["points"] = tally.get("points", 0) + 1
+    tally["thinks"] = tally.get("thinks", 0) + bool(predicted[0]) * (step.thought is not None)
+    report = find_report(step.thought)
+    if report is None:
+        return
+    if step.thought.startswith(report):  # right after <|thought_start|>
+        right = bool(predicted[1:1 + len(encoder.tok(report, add_special_tokens=False)["input_ids"])].all())
+    else:
+        n = len(encoder.tok(" " + report, add_special_tokens=False)["input_ids"])
+        end = int((gold[answer] == encoder.tok.convert_tokens_to_ids("<|thought_end|>")).nonzero()[0, 0])
+        right = bool(predicted[end - n:end].all())
+    counts = tally.setdefault("by_report", {}).setdefault(report, [0, 0])
+    counts[0] += right
+    counts[1] += 1
+
+
+def report_summary(tally: dict) -> dict:
+    """report_tally's counts as shares and per-report recall."""
+    by = tally.get("by_report", {})
+    reported = sum(n for _, n in by.values())
+    return {"thinks": round(tally["thinks"] / tally["points"], 3),
+            "report": round(sum(r for r, _ in by.values()) / max(1, reported), 3),
+            "recall": {k: f"{r}/{n}" for k, (r, n) in sorted(by.items())}}
 
 
 def main() -> int:
@@ -48,6 +84,9 @@ def main() -> int:
     ap.add_argument("--history", type=int, default=2)
     ap.add_argument("--heldout", type=float, default=0.05, help="as train_policy.py (same split for the same seed)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reports", action="store_true", help="probe the reasoning windows of --report-thoughts")
+    ap.add_argument("--report-every-step", action="store_true", help="as train_policy.py's (with --reports)")
+    ap.add_argument("--report-first", action="store_true", help="as train_policy.py's (with --reports)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     from transformers import Qwen2VLForConditionalGeneration
@@ -60,22 +99,30 @@ def main() -> int:
     fw, fh = (int(x) for x in args.frame.split("x"))
     frames = Frames((fw, fh))
     episodes = load_episodes(held, frames)
+    if args.reports:
+        episodes = [with_reports(e, args.report_every_step, args.report_first) for e in episodes]
     encoder = Encoder(args.base, (fw, fh))
     model = Qwen2VLForConditionalGeneration.from_pretrained(args.hf).eval()
     # Trained with --sight: also ask its head where the goal is.
     sight = new_sight(model, encoder, 1.0, args.hf) if (args.hf / SIGHT_HEAD_FILE).exists() else None
     tallies: dict[str, list[float]] = {}
+    reports: dict[str, dict] = {}  # per outcome, report_tally's counts
+    action_start = encoder.tok.convert_tokens_to_ids("<|action_start|>")
     grounding: dict[str, list] = {}  # per outcome, the grounding question asked of each labelled point's frame
     for episode in episodes:
         for t in decision_points(episode):
             scan = episode.steps[t - 2]
             outcome = "break" if breaks_rhythm(episode, t) else "scan on"
-            batch = encoder.encode(decision_window(episode, t, args.history, PROMPT_SETS[args.prompts]), frames)
+            batch = encoder.encode(decision_window(episode, t, args.history, PROMPT_SETS[args.prompts], args.reports),
+                                   frames)
             with torch.no_grad():
                 out = model(**batch, output_hidden_states=sight is not None)
             logits = out.logits[0, :-1]
             gold = batch["labels"][0, 1:]
             answer = (gold != -100).nonzero()[:, 0]
+            if args.reports:
+                report_tally(reports.setdefault(outcome, {}), encoder, logits, gold, answer, episode.steps[t])
+                answer = answer[(gold[answer] == action_start).nonzero()[0, 0]:]  # the action, after the thought
             first = int(answer[1])  # answer[0] is <|action_start|>
             scan_first = encoder.tok(scan.action, add_special_tokens=False)["input_ids"][0]
             probs = logits[first].softmax(-1)
@@ -96,6 +143,7 @@ def main() -> int:
         print(json.dumps({"outcome": outcome, "points": n, "exact": round(exact / n, 3),
                           "first_token": round(first / n, 3), "mean_p_scan_first_token": round(p_scan / n, 3)}
                          | ({"sight": round(seen / sighted, 3)} if sighted else {})
+                         | ({"reports": report_summary(reports[outcome])} if outcome in reports else {})
                          | ({"grounding": answer_accuracy(model, encoder, frames, grounding[outcome])}
                             if grounding.get(outcome) else {})))
     return 0

@@ -187,13 +187,20 @@ def answer_text(step: Step, reasoning: bool) -> str:
     return f"{thought}<|action_start|>{step.action}<|action_end|>"
 
 
-def windows(episode: Episode, stage: int, history: int, prompts: tuple[str, str]) -> list[Window]:
+def windows(episode: Episode, stage: int, history: int, prompts: tuple[str, str],
+            every_thought: bool = False) -> list[Window]:
     """Replays the context window over the episode and cuts sequences from it.
 
     A sequence is emitted every `history` steps (by then the window has been renewed), at
     the step before a thought (reasoning: the window is about to be flushed) and at the
     end. Its answers are all in the loss, except the oldest step's when it carries the
-    thought that is now the goal (the model never answers that under its own thought)."""
+    thought that is now the goal (the model never answers that under its own thought).
+
+    The step that writes a thought is in a sequence only when that sequence is due anyway
+    (never the episode's first), so reasoning rarely trains the writing of thoughts. With
+    `every_thought` (--every-thought), the sequence is emitted at the thinking step itself
+    instead, so every thought is learned. Off by default only because the bundled model was
+    trained without it and train_arena.sh reproduces it (models/train/README.md)."""
     reasoning = stage == 3
     system = prompts[1] if reasoning else prompts[0]
     out: list[Window] = []
@@ -213,8 +220,11 @@ def windows(episode: Episode, stage: int, history: int, prompts: tuple[str, str]
         window = window[-history:]
         since_emit += 1
         last = i == len(episode.steps) - 1
-        next_thinks = reasoning and not last and episode.steps[i + 1].thought is not None
-        if since_emit >= history or last or next_thinks:
+        if every_thought:
+            due = reasoning and step.thought is not None
+        else:
+            due = reasoning and not last and episode.steps[i + 1].thought is not None
+        if since_emit >= history or last or due:
             emit()
             since_emit = 0
         if reasoning and step.thought is not None:
@@ -222,6 +232,21 @@ def windows(episode: Episode, stage: int, history: int, prompts: tuple[str, str]
             thought = step.thought
             since_emit = 0
     return out
+
+
+def context_window(episode: Episode, t: int, history: int, prompts: tuple[str, str], reasoning: bool) -> Window:
+    """The runtime's window at step `t` (lumine-context), only `t`'s answer in the loss: at
+    most `history` frames; in reasoning mode, none before the latest thought's step, and
+    that thought is the goal."""
+    first = max(0, t - history + 1)
+    goal = episode.instruction
+    if reasoning:
+        thought_at = [k for k in range(t) if episode.steps[k].thought is not None]
+        if thought_at:
+            first = max(first, thought_at[-1])
+            goal = episode.steps[thought_at[-1]].thought
+    steps = episode.steps[first:t + 1]
+    return Window(prompts[1] if reasoning else prompts[0], goal, steps, [False] * (len(steps) - 1) + [True], reasoning)
 
 
 def is_scan_hold(turn: Step, hold: Step) -> bool:
@@ -248,10 +273,10 @@ def breaks_rhythm(episode: Episode, t: int) -> bool:
     return decision(episode.steps[t].action) != decision(episode.steps[t - 2].action)
 
 
-def decision_window(episode: Episode, t: int, history: int, prompts: tuple[str, str]) -> Window:
-    """The instruction-following window that ends at step `t`, only its last answer in the loss."""
-    steps = episode.steps[max(0, t - history + 1):t + 1]
-    return Window(prompts[0], episode.instruction, steps, [False] * (len(steps) - 1) + [True], False)
+def decision_window(episode: Episode, t: int, history: int, prompts: tuple[str, str],
+                    reasoning: bool = False) -> Window:
+    """The window that ends at step `t` (context_window), only its last answer in the loss."""
+    return context_window(episode, t, history, prompts, reasoning)
 
 
 def decision_windows(episode: Episode, history: int, prompts: tuple[str, str], copies: int) -> list[Window]:
@@ -263,7 +288,7 @@ def decision_windows(episode: Episode, history: int, prompts: tuple[str, str], c
 
 
 def balanced_decision_windows(episodes: list[Episode], n: int, history: int, prompts: tuple[str, str],
-                              rng: random.Random) -> list[Window]:
+                              rng: random.Random, reasoning: bool = False) -> list[Window]:
     """`n` windows ending at decision points (decision_window), half where the expert breaks
     its rhythm and half where it scans on, drawn with replacement. A break is about one
     answer in twenty, and only there does the action depend on the frame alone; in these
@@ -275,7 +300,8 @@ def balanced_decision_windows(episodes: list[Episode], n: int, history: int, pro
             (breaks if breaks_rhythm(e, t) else scans).append((e, t))
     if not breaks or not scans:
         return []
-    return [decision_window(*rng.choice(breaks if i % 2 == 0 else scans), history, prompts) for i in range(n)]
+    return [decision_window(*rng.choice(breaks if i % 2 == 0 else scans), history, prompts, reasoning)
+            for i in range(n)]
 
 
 # The arena's object colours (app/arena's Colour::rgb), for stage 0's squares.
@@ -420,6 +446,79 @@ def arena_grounding_windows(episodes: list[Episode], n: int, rng: random.Random,
     for _ in range(n):
         out_of_view = not in_pools or (bool(out_pool) and rng.random() < out_share)
         out.append(arena_grounding_window(*rng.choice(out_pool if out_of_view else rng.choice(in_pools)), system))
+    return out
+
+
+# The report a thought ends with (with_reports): where the goal is, as bearing_answer says.
+REPORTS = {0: "It is on the left.", 1: "It is ahead.", 2: "It is on the right.", OUT_OF_VIEW: "It is not in view."}
+
+
+def find_report(text: str | None) -> str | None:
+    """The report (a REPORTS value) a thought starts or ends with, or None."""
+    return next((r for r in REPORTS.values() if text and (text.startswith(r) or text.endswith(r))), None)
+
+
+def with_reports(episode: Episode, every_step: bool = False, first: bool = False) -> Episode:
+    """A copy of the episode in which the expert thinks aloud at every decision point
+    (decision_points; with `every_step`, at every step) and with each of its own thoughts:
+    its plan (its latest thought, or the instruction), then where its goal is in that step's
+    frame (REPORTS). The grounding answer is then text in the action's own context, and the
+    action after it follows from that text: the scan does not depend on the frame alone any
+    more. The runtime makes each thought the goal, so a thought carries the plan forward.
+    With `first`, the report comes before the plan, right after the frame."""
+    plan = episode.instruction or ""
+    points = set(range(len(episode.steps))) if every_step else set(decision_points(episode))
+    steps = []
+    for t, step in enumerate(episode.steps):
+        if step.thought is not None:
+            plan = step.thought
+        if step.labelled_bearing and (t in points or step.thought is not None):
+            report = REPORTS[bearing_answer(step.bearing)]
+            step = dataclasses.replace(step, thought=f"{report} {plan}" if first else f"{plan} {report}")
+        steps.append(step)
+    return Episode(episode.name, episode.instruction, steps)
+
+
+def report_of(w: Window) -> int | None:
+    """The report (bearing_answer) that the last answer of a reasoning window ends its thought
+    with, or None."""
+    report = find_report(w.steps[-1].thought) if w.reasoning else None
+    return next((a for a, r in REPORTS.items() if r == report), None)
+
+
+def balanced_report_windows(data: list[Window], n: int, out_share: float, rng: random.Random) -> list[Window]:
+    """`n` of the windows whose last answer reports where the goal is, drawn by report:
+    "not in view" `out_share` of the time, left, ahead and right equally often in the rest
+    (arena_grounding_windows' balance, for the report in context)."""
+    pools: dict[int, list[Window]] = {}
+    for w in data:
+        a = report_of(w)
+        if a is not None:
+            pools.setdefault(a, []).append(w)
+    out_pool = pools.pop(OUT_OF_VIEW, [])
+    in_pools = list(pools.values())
+    if not in_pools or not out_pool:
+        return []
+    return [rng.choice(out_pool if rng.random() < out_share else rng.choice(in_pools)) for _ in range(n)]
+
+
+def noisy_goal_reports(data: list[Window], share: float, rng: random.Random) -> list[Window]:
+    """Replaces the report at the end of a reasoning window's goal (the last thought, which
+    the window's oldest step may still show) with a random one in `share` of the windows.
+    The report just before is nearly always the one due now, so a policy learns to copy it
+    and never reads the frame; one it cannot trust, it has to check."""
+    out = []
+    for w in data:
+        old = find_report(w.goal) if w.reasoning else None
+        if old is None or rng.random() >= share:
+            out.append(w)
+            continue
+        new = rng.choice(list(REPORTS.values()))
+        goal = new + w.goal[len(old):] if w.goal.startswith(old) else w.goal[:-len(old)] + new
+        steps = list(w.steps)
+        if steps[0].thought == w.goal:
+            steps[0] = dataclasses.replace(steps[0], thought=goal)
+        out.append(dataclasses.replace(w, goal=goal, steps=steps))
     return out
 
 
@@ -851,9 +950,27 @@ def main() -> int:
                     help="copies of a window ending at each decision point (decision_windows) added to "
                          "stages 2 and 3; 0: none")
     ap.add_argument("--decision-steps", type=int, default=0,
-                    help="optimizer steps of a decision stage after stage 2: windows ending at decision points, "
+                    help="optimizer steps of a decision stage after stage 2 (after stage 3 with --report-thoughts): "
+                         "windows ending at decision points, "
                          "half breaks and half scan-ons (balanced_decision_windows), with as many stage-2 windows "
                          "and the --ground-arena mix; 0: none")
+    ap.add_argument("--every-thought", action="store_true",
+                    help="stage 3 learns every thought the expert writes (windows' every_thought); off by default "
+                         "only so that train_arena.sh reproduces the bundled model")
+    ap.add_argument("--report-thoughts", action="store_true",
+                    help="stage 3: the expert thinks at every decision point, its plan and then where its goal "
+                         "is (with_reports), every thinking step is learned, and the decision stage comes after "
+                         "stage 3 with reasoning windows")
+    ap.add_argument("--report-every-step", action="store_true",
+                    help="with --report-thoughts: the expert reports at every step, not only at decision points")
+    ap.add_argument("--report-balance", type=float, default=None, metavar="OUT_SHARE",
+                    help="with --report-thoughts: stage 3 also takes as many windows again drawn by their report "
+                         "(balanced_report_windows: 'not in view' OUT_SHARE of them, the rest left/ahead/right alike)")
+    ap.add_argument("--report-first", action="store_true",
+                    help="with --report-thoughts: the report opens the thought, before the plan")
+    ap.add_argument("--report-noise", type=float, default=0.0, metavar="SHARE",
+                    help="with --report-thoughts: that share of reasoning windows get a random report in their goal "
+                         "(noisy_goal_reports), so the report is read from the frame, not copied")
     ap.add_argument("--sight", type=float, default=0.0,
                     help="weight of Sight (training only: where the goal is, read where the action is decided) "
                          "in stages 2 and 3; 0: off")
@@ -1000,12 +1117,24 @@ def main() -> int:
                     objects=stage_objects)
         log_arena_eval("0-arena")
     stage_steps = [int(x) for x in args.steps.split(",")]
+    # With --report-thoughts, stage 3 and the decision stage learn from the thinking-aloud expert.
+    reasoning_train = [with_reports(e, args.report_every_step, args.report_first) for e in train] \
+        if args.report_thoughts else train
+    reasoning_held = [with_reports(e, args.report_every_step, args.report_first) for e in held] \
+        if args.report_thoughts else held
+    decision_after = 3 if args.report_thoughts else 2
+    every_thought = args.every_thought or args.report_thoughts
     for stage, steps in enumerate(stage_steps, start=1):
         prompts = PROMPT_SETS[args.prompts]
         if steps > 0:
-            data = [w for e in train for w in windows(e, stage, args.history, prompts)]
-            held_data = [w for e in held for w in windows(e, stage, args.history, prompts)]
+            source, source_held = (reasoning_train, reasoning_held) if stage == 3 else (train, held)
+            data = [w for e in source for w in windows(e, stage, args.history, prompts, every_thought)]
+            held_data = [w for e in source_held for w in windows(e, stage, args.history, prompts, every_thought)]
             if stage == 3:
+                if args.report_balance is not None:
+                    data += balanced_report_windows(data, len(data), args.report_balance, rng)
+                if args.report_noise > 0:
+                    data = noisy_goal_reports(data, args.report_noise, rng)
                 # Reasoning is learned next to instruction following, not instead of it: the
                 # runtime's default mode stays instruction following.
                 data += [w for e in train for w in windows(e, 2, args.history, prompts)]
@@ -1027,22 +1156,25 @@ def main() -> int:
                 log({"event": "eval", "stage": stage, "grounding": action_accuracy(model, encoder, frames, ground_held, 200)})
             if arena_held:
                 log_arena_eval(stage)
-        if stage == 2 and args.decision_steps > 0:
+        if stage == decision_after and args.decision_steps > 0:
             decision_rng = random.Random(args.seed + 8)
             n = args.decision_steps * args.accumulate
-            decisions = balanced_decision_windows(train, n, args.history, prompts, decision_rng)
-            ordinary = [w for e in train for w in windows(e, 2, args.history, prompts)]
+            source = reasoning_train if stage == 3 else train
+            decisions = balanced_decision_windows(source, n, args.history, prompts, decision_rng, stage == 3)
+            ordinary = [w for e in source for w in windows(e, stage, args.history, prompts, every_thought)]
             decisions += decision_rng.sample(ordinary, min(n, len(ordinary)))
+            if args.report_noise > 0:
+                decisions = noisy_goal_reports(decisions, args.report_noise, decision_rng)
             if args.ground_arena > 0:
                 # Without it a decision stage forgets where things are within a thousand steps.
                 decisions += arena_grounding_windows(train, round(len(decisions) * args.ground_arena), decision_rng,
                                                      prompts[0], args.ground_balance)
-            log({"event": "stage", "stage": "2-decision", "sequences": len(decisions)})
-            train_stage(model, encoder, frames, decisions, stage="2-decision", steps=args.decision_steps, lr=args.lr,
+            log({"event": "stage", "stage": f"{stage}-decision", "sequences": len(decisions)})
+            train_stage(model, encoder, frames, decisions, stage=f"{stage}-decision", steps=args.decision_steps, lr=args.lr,
                         accumulate=args.accumulate, rng=decision_rng, log=log, started=started,
                         changed_weight=args.changed_weight, dense=dense, objects=stage_objects, sight=sight)
             if arena_held:
-                log_arena_eval("2-decision")
+                log_arena_eval(f"{stage}-decision")
 
     model.eval()
     if args.out.exists():
