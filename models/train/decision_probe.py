@@ -22,7 +22,8 @@ With --reports (a policy trained with --report-thoughts), the windows are the re
 windows of the thinking-aloud expert (with_reports): per outcome, how often the policy starts
 a thought there ("thinks"), how often every token of the thought's report is the expert's
 ("report", with each report's recall: teacher-forced through the plan before it), and the
-action's first token after the expert's thought ("first_token").
+action's first token after the expert's thought ("first_token"; "exact" then covers the
+action's tokens only).
 """
 
 from __future__ import annotations
