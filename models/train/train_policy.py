@@ -234,7 +234,8 @@ def windows(episode: Episode, stage: int, history: int, prompts: tuple[str, str]
     return out
 
 
-def context_window(episode: Episode, t: int, history: int, prompts: tuple[str, str], reasoning: bool) -> Window:
+def decision_window(episode: Episode, t: int, history: int, prompts: tuple[str, str],
+                    reasoning: bool = False) -> Window:
     """The runtime's window at step `t` (lumine-context), only `t`'s answer in the loss: at
     most `history` frames; in reasoning mode, none before the latest thought's step, and
     that thought is the goal."""
@@ -271,12 +272,6 @@ def breaks_rhythm(episode: Episode, t: int) -> bool:
     """At decision point `t`: whether the expert turns away from its scan there (the target
     came into view) rather than scanning on."""
     return decision(episode.steps[t].action) != decision(episode.steps[t - 2].action)
-
-
-def decision_window(episode: Episode, t: int, history: int, prompts: tuple[str, str],
-                    reasoning: bool = False) -> Window:
-    """The window that ends at step `t` (context_window), only its last answer in the loss."""
-    return context_window(episode, t, history, prompts, reasoning)
 
 
 def decision_windows(episode: Episode, history: int, prompts: tuple[str, str], copies: int) -> list[Window]:
@@ -440,12 +435,22 @@ def arena_grounding_windows(episodes: list[Episode], n: int, rng: random.Random,
     by_answer: dict[int, list[tuple[Episode, Step]]] = {}
     for e, s in labelled:
         by_answer.setdefault(bearing_answer(s.bearing), []).append((e, s))
-    out_pool = by_answer.pop(OUT_OF_VIEW, [])
-    in_pools = [by_answer[a] for a in sorted(by_answer)]
+    return [arena_grounding_window(*pick, system) for pick in balanced_draw(by_answer, n, out_share, rng)]
+
+
+def balanced_draw(by_answer: dict[int, list], n: int, out_share: float, rng: random.Random) -> list:
+    """`n` items drawn from pools keyed by where the goal is (bearing_answer): from "out of
+    view" `out_share` of the time, from left, ahead and right equally often in the rest
+    (from whichever kind there is, when one is missing)."""
+    pools = dict(by_answer)
+    out_pool = pools.pop(OUT_OF_VIEW, [])
+    in_pools = [pools[a] for a in sorted(pools)]
+    if not out_pool and not in_pools:
+        return []
     out = []
     for _ in range(n):
         out_of_view = not in_pools or (bool(out_pool) and rng.random() < out_share)
-        out.append(arena_grounding_window(*rng.choice(out_pool if out_of_view else rng.choice(in_pools)), system))
+        out.append(rng.choice(out_pool if out_of_view else rng.choice(in_pools)))
     return out
 
 
@@ -487,19 +492,14 @@ def report_of(w: Window) -> int | None:
 
 
 def balanced_report_windows(data: list[Window], n: int, out_share: float, rng: random.Random) -> list[Window]:
-    """`n` of the windows whose last answer reports where the goal is, drawn by report:
-    "not in view" `out_share` of the time, left, ahead and right equally often in the rest
-    (arena_grounding_windows' balance, for the report in context)."""
+    """`n` of the windows whose last answer reports where the goal is, drawn by report
+    (balanced_draw: the balance of arena_grounding_windows, for the report in context)."""
     pools: dict[int, list[Window]] = {}
     for w in data:
         a = report_of(w)
         if a is not None:
             pools.setdefault(a, []).append(w)
-    out_pool = pools.pop(OUT_OF_VIEW, [])
-    in_pools = list(pools.values())
-    if not in_pools or not out_pool:
-        return []
-    return [rng.choice(out_pool if rng.random() < out_share else rng.choice(in_pools)) for _ in range(n)]
+    return balanced_draw(pools, n, out_share, rng)
 
 
 def noisy_goal_reports(data: list[Window], share: float, rng: random.Random) -> list[Window]:
