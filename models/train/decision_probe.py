@@ -40,8 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
 from lumine_prompts import PROMPT_SETS  # noqa: E402
 from train_policy import (SIGHT_HEAD_FILE, Encoder, Frames, answer_accuracy, arena_grounding_window,  # noqa: E402
-                          bearing_answer, find_report, breaks_rhythm, decision_points, decision_window, load_episodes,
+                          OUT_OF_VIEW, bearing_answer, find_report, breaks_rhythm, decision_points, decision_window, load_episodes,
                           new_sight, sight_logits, with_reports)
+
+# --every-step's outcomes: where the goal is in the step's frame (bearing_answer).
+ANSWER_NAMES = {0: "left", 1: "ahead", 2: "right", OUT_OF_VIEW: "out of view"}
 
 
 def report_tally(tally: dict, encoder: Encoder, logits: torch.Tensor, gold: torch.Tensor, answer: torch.Tensor,
@@ -88,6 +91,9 @@ def main() -> int:
     ap.add_argument("--reports", action="store_true", help="probe the reasoning windows of --report-thoughts")
     ap.add_argument("--report-every-step", action="store_true", help="as train_policy.py's (with --reports)")
     ap.add_argument("--report-first", action="store_true", help="as train_policy.py's (with --reports)")
+    ap.add_argument("--every-step", type=int, default=0, metavar="STRIDE",
+                    help="probe every STRIDE-th step instead of the decision points, grouped by where the goal "
+                         "is in the step's frame (an expert without a scan rhythm: every step is a decision)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     from transformers import Qwen2VLForConditionalGeneration
@@ -111,9 +117,16 @@ def main() -> int:
     action_start = encoder.tok.convert_tokens_to_ids("<|action_start|>")
     grounding: dict[str, list] = {}  # per outcome, the grounding question asked of each labelled point's frame
     for episode in episodes:
-        for t in decision_points(episode):
-            scan = episode.steps[t - 2]
-            outcome = "break" if breaks_rhythm(episode, t) else "scan on"
+        points = (range(1, len(episode.steps), args.every_step) if args.every_step else decision_points(episode))
+        for t in points:
+            if args.every_step:
+                if not episode.steps[t].labelled_bearing:
+                    continue
+                outcome = ANSWER_NAMES[bearing_answer(episode.steps[t].bearing)]
+                scan = next((s for s in episode.steps if s.labelled_bearing and s.bearing is None), episode.steps[0])
+            else:
+                scan = episode.steps[t - 2]
+                outcome = "break" if breaks_rhythm(episode, t) else "scan on"
             batch = encoder.encode(decision_window(episode, t, args.history, PROMPT_SETS[args.prompts], args.reports),
                                    frames)
             with torch.no_grad():
