@@ -484,6 +484,18 @@ def with_reports(episode: Episode, every_step: bool = False, first: bool = False
     return Episode(episode.name, episode.instruction, steps)
 
 
+def balanced_answer_windows(data: list[Window], n: int, out_share: float, rng: random.Random) -> list[Window]:
+    """`n` of the windows whose last step's frame is labelled with where the goal is, drawn by
+    that answer (balanced_draw): for an expert whose action follows from the frame alone
+    (the servo), left and right are a few answers in a hundred, and the action learns to
+    ignore them unless they are drawn as often as the rest."""
+    pools: dict[int, list[Window]] = {}
+    for w in data:
+        if w.steps[-1].labelled_bearing:
+            pools.setdefault(bearing_answer(w.steps[-1].bearing), []).append(w)
+    return balanced_draw(pools, n, out_share, rng)
+
+
 def report_of(w: Window) -> int | None:
     """The report (bearing_answer) that the last answer of a reasoning window ends its thought
     with, or None."""
@@ -954,6 +966,10 @@ def main() -> int:
                          "windows ending at decision points, "
                          "half breaks and half scan-ons (balanced_decision_windows), with as many stage-2 windows "
                          "and the --ground-arena mix; 0: none")
+    ap.add_argument("--answer-balance", type=float, default=None, metavar="OUT_SHARE",
+                    help="stages 1 and 2: as many windows again, drawn by where the goal is in the last "
+                         "frame: out of view OUT_SHARE of the time, left, ahead and right equally often "
+                         "in the rest (balanced_answer_windows)")
     ap.add_argument("--every-thought", action="store_true",
                     help="stage 3 learns every thought the expert writes (windows' every_thought); off by default "
                          "only so that train_arena.sh reproduces the bundled model")
@@ -1138,6 +1154,8 @@ def main() -> int:
                 # Reasoning is learned next to instruction following, not instead of it: the
                 # runtime's default mode stays instruction following.
                 data += [w for e in train for w in windows(e, 2, args.history, prompts)]
+            if args.answer_balance is not None and stage < 3:
+                data += balanced_answer_windows(data, len(data), args.answer_balance, rng)
             if args.decision_windows > 0 and stage >= 2:
                 data += [w for e in train for w in decision_windows(e, args.history, prompts, args.decision_windows)]
             if args.ground_mix > 0:
