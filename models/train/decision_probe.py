@@ -24,6 +24,12 @@ a thought there ("thinks"), how often every token of the thought's report is the
 ("report", with each report's recall: teacher-forced through the plan before it), and the
 action's first token after the expert's thought ("first_token"; "exact" then covers the
 action's tokens only).
+
+With --every-step STRIDE (an expert without a scan rhythm, such as the servo expert of the
+experiment diff, where every step is a decision), the points are every STRIDE-th step of
+the held-out episodes whose frame is labelled, grouped by where the goal is in that frame
+(left, ahead, right, out of view); "mean_p_scan_first_token" then takes the episode's
+first out-of-view answer as the scan.
 """
 
 from __future__ import annotations
@@ -40,8 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
 from lumine_prompts import PROMPT_SETS  # noqa: E402
 from train_policy import (SIGHT_HEAD_FILE, Encoder, Frames, answer_accuracy, arena_grounding_window,  # noqa: E402
-                          OUT_OF_VIEW, bearing_answer, find_report, breaks_rhythm, decision_points, decision_window, load_episodes,
-                          new_sight, sight_logits, with_reports)
+                          OUT_OF_VIEW, bearing_answer, find_report, breaks_rhythm, decision_points, decision_window,
+                          load_episodes, new_sight, sight_logits, with_reports)
 
 # --every-step's outcomes: where the goal is in the step's frame (bearing_answer).
 ANSWER_NAMES = {0: "left", 1: "ahead", 2: "right", OUT_OF_VIEW: "out of view"}
@@ -118,12 +124,13 @@ def main() -> int:
     grounding: dict[str, list] = {}  # per outcome, the grounding question asked of each labelled point's frame
     for episode in episodes:
         points = (range(1, len(episode.steps), args.every_step) if args.every_step else decision_points(episode))
+        first_scan = next((s for s in episode.steps if s.labelled_bearing and s.bearing is None), episode.steps[0])
         for t in points:
             if args.every_step:
                 if not episode.steps[t].labelled_bearing:
                     continue
                 outcome = ANSWER_NAMES[bearing_answer(episode.steps[t].bearing)]
-                scan = next((s for s in episode.steps if s.labelled_bearing and s.bearing is None), episode.steps[0])
+                scan = first_scan
             else:
                 scan = episode.steps[t - 2]
                 outcome = "break" if breaks_rhythm(episode, t) else "scan on"
