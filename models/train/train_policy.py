@@ -1126,7 +1126,10 @@ def main() -> int:
 
     if args.ground_arena_steps > 0:
         arena_rng = random.Random(args.seed + 3)
-        arena = arena_grounding_windows(train, 20000, arena_rng, PROMPT_SETS[args.prompts][0], args.ground_balance)
+        # One fresh frame per sequence trained, at least 20,000 frames: a long stage that cycled a
+        # small pool would learn those frames, not the task.
+        pool = max(20000, args.ground_arena_steps * args.accumulate)
+        arena = arena_grounding_windows(train, pool, arena_rng, PROMPT_SETS[args.prompts][0], args.ground_balance)
         log({"event": "stage", "stage": "0-arena", "sequences": len(arena), "answers": len(arena)})
         train_stage(model, encoder, frames, arena, stage="0-arena", steps=args.ground_arena_steps, lr=args.lr,
                     accumulate=args.accumulate, rng=arena_rng, log=log, started=started, dense=dense,
