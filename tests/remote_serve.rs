@@ -39,9 +39,9 @@ const MODEL: &str = "arena-tiny";
 /// frame: it sprints toward the guard, presses F, waits, walks on.
 const SEED: &str = "1000014";
 const TASK: &str = "guard";
-/// Frames of history in the context, on both sides: with the default 10 the
-/// model mostly repeats its last action; with 2 the frames decide.
-const HISTORY: &str = "2";
+/// Frames of history in the context, on both sides: the one frame the
+/// bundled model was trained with (its manifest's `history_frames`).
+const HISTORY: &str = "1";
 /// Longest wait for the server to load torch and the model.
 const SERVER_START: Duration = Duration::from_secs(180);
 

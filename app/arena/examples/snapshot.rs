@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use lumine_arena::World;
-use lumine_arena::expert::run_episode;
+use lumine_arena::expert::{Expert, run_episode};
 use lumine_arena::render::{RENDER_H, RENDER_W};
 use lumine_arena::world::TaskKind;
 
@@ -51,7 +51,7 @@ fn time(n: u32) -> Result<(), Box<dyn std::error::Error>> {
     let mut seed = 0;
     while t.elapsed().as_secs_f64() < 2.0 {
         let mut w = World::new(seed, Some(TaskKind::ALL[seed as usize % 6]))?;
-        steps += run_episode(&mut w, (5.0, 4.0), 600, |_, _, _| {}).steps;
+        steps += run_episode(&mut w, Expert::new((5.0, 4.0)), 600, |_, _, _| {}).steps;
         seed += 1;
     }
     let step = t.elapsed().as_secs_f64() / steps as f64;

@@ -4,7 +4,9 @@
 //! in the action language: mouse motion to turn toward the next waypoint,
 //! `W` (and `Shift` on long straight stretches) in the chunks where it faces
 //! the way, `F` when it stands at what it must open or talk to. It writes a
-//! short thought whenever its goal changes.
+//! short thought whenever its goal changes. Though it knows the map, it only
+//! heads for what a frame could show: a target out of view is looked for by
+//! turning right on the spot, so a policy that sees frames can imitate it.
 //!
 //! [`play_action`] applies an action to a headless world the way the
 //! runtime's executor plays it into the window: six 33 ms chunks, the mouse
@@ -26,6 +28,22 @@ const MAX_TURN_DEG: f64 = 150.0;
 const WALK_CONE_DEG: f64 = 30.0;
 /// Press F when the view is within this of the target, degrees.
 const FACE_DEG: f64 = 12.0;
+/// The turn of one step while looking for a target out of view, degrees
+/// (under the view's width, so nothing is skipped).
+const SCAN_DEG: f64 = 45.0;
+/// A target seen within this many steps is still followed when it is out
+/// of view (the policy's context holds its last frames).
+const SEEN_MEMORY: u32 = 5;
+/// Scanning steps after which the expert follows its plan anyway (the
+/// target is hidden behind something solid from here); every other one
+/// holds the view while the last turn lands (`SETTLE_DEG`).
+const SCAN_LIMIT: u32 = 16;
+/// A pending turn larger than this, degrees, is let land before the next
+/// turn: the step after it only walks or stands (see [`Expert::act_ahead`]).
+const SETTLE_DEG: f64 = 5.0;
+/// Half the view's width the expert counts as "in view", degrees (the
+/// renderer shows about 33 either side).
+const VIEW_HALF_DEG: f64 = 28.0;
 
 /// What the expert is after now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,19 +71,40 @@ pub struct Expert {
     door_side: Option<(i32, i32)>,
     last_pos: (f64, f64),
     stuck: u32,
+    since_seen: u32,
+    scans: u32,
+    last_goal: Option<Goal>,
+    servo: bool,
 }
 
 impl Expert {
-    /// An expert whose mouse units are `mouse_scale` pixels (the model's
-    /// manifest `mouse_scale`).
+    /// The servo expert (the one the bundled policy imitates), whose mouse
+    /// units are `mouse_scale` pixels (the model's manifest `mouse_scale`):
+    /// its action follows from what the frame shows (`act_servo`).
     #[must_use]
     pub fn new(mouse_scale: (f32, f32)) -> Expert {
+        Expert {
+            servo: true,
+            ..Expert::looking(mouse_scale)
+        }
+    }
+
+    /// The looking expert: it plans its path on the map, turns toward what it
+    /// can see, and holds the view for a step after each turn (`act_seeing`).
+    /// Kept as the map-planning baseline; its turns need more than one frame
+    /// of context to imitate.
+    #[must_use]
+    pub fn looking(mouse_scale: (f32, f32)) -> Expert {
         Expert {
             mouse_scale,
             last_plan: None,
             door_side: None,
             last_pos: (f64::NAN, f64::NAN),
             stuck: 0,
+            since_seen: SEEN_MEMORY + 1,
+            scans: 0,
+            last_goal: None,
+            servo: false,
         }
     }
 
@@ -168,10 +207,19 @@ impl Expert {
 
     /// The expert's turn for the world as it is now.
     pub fn act(&mut self, world: &World) -> Decision {
+        if self.servo {
+            return self.act_servo(world);
+        }
+        self.act_seeing(world, world)
+    }
+
+    /// The expert's turn for `world`, looking only for what `frame` (the
+    /// world as the policy's frame shows it) has in view: a target out of
+    /// view, and not seen lately, is looked for by turning right on the
+    /// spot, so every turn is one a frame (or the frames before it) explains.
+    fn act_seeing(&mut self, world: &World, frame: &World) -> Decision {
         let (x, y) = world.position();
-        let moved = (x - self.last_pos.0).hypot(y - self.last_pos.1);
-        self.stuck = if moved < 0.02 { self.stuck + 1 } else { 0 };
-        self.last_pos = (x, y);
+        self.track_stuck(world);
         if world.success() {
             return self.decide(None, Action::IDLE);
         }
@@ -182,6 +230,37 @@ impl Expert {
         let Some(path) = bfs(world, &targets, None) else {
             return self.decide(Some(plan), Action::IDLE);
         };
+        if self.last_goal != Some(goal) {
+            // A new goal has not been seen yet.
+            self.last_goal = Some(goal);
+            self.since_seen = SEEN_MEMORY + 1;
+            self.scans = 0;
+        }
+        let seen = landmarks(world, goal).iter().any(|&c| in_view(frame, c));
+        self.since_seen = if seen { 0 } else { self.since_seen + 1 };
+        if self.since_seen > SEEN_MEMORY && self.scans < SCAN_LIMIT {
+            self.scans += 1;
+            let dx = (SCAN_DEG / self.deg_per_unit()).round() as i32;
+            return self.decide(Some(plan), Action { dx, ..Action::IDLE });
+        }
+        if seen {
+            self.scans = 0;
+        } else if self.scans >= SCAN_LIMIT {
+            // Hidden from here: follow the plan; look again once it shows.
+            self.since_seen = 0;
+            self.scans = 0;
+        }
+        // What to open or talk to in plain view: straight at it, as the frame
+        // shows it (not at the neighbouring cell a map plan would pick).
+        if seen && let Goal::Interact(c) = goal {
+            let (tx, ty) = centre(c);
+            let dist = (tx - x).hypot(ty - y);
+            let short = ((dist - 0.9) / dist).max(0.0);
+            if clear_line(world, (x, y), (x + (tx - x) * short, y + (ty - y) * short)) {
+                let action = self.face_and_press(world, (tx, ty));
+                return self.decide(Some(plan), action);
+            }
+        }
         // A closed door next on the path: open it first.
         if let Some(&(dx, dy)) = path.get(1)
             && let Cell::Door(i) = world.cell(dx, dy)
@@ -197,15 +276,9 @@ impl Expert {
             let action = self.face_and_press(world, centre(c));
             return self.decide(Some(plan), action);
         }
-        // Walk toward the furthest of the next waypoints in a clear straight line.
-        let reach = if self.stuck >= 3 { 1 } else { 3 };
-        let mut target = path.get(1).copied().unwrap_or(path[0]);
-        for k in (1..path.len().min(reach + 1)).rev() {
-            if clear_line(world, (x, y), centre(path[k])) {
-                target = path[k];
-                break;
-            }
-        }
+        // Walk toward the furthest waypoint in a clear straight line: in the
+        // open hall that is the goal itself, the way a frame shows it.
+        let target = self.waypoint(world, &path);
         let goal_point = if path.len() == 1 {
             centre(path[0])
         } else {
@@ -214,6 +287,47 @@ impl Expert {
         let remaining = path.len() as f64;
         let action = self.walk_toward(world, goal_point, remaining);
         self.decide(Some(plan), action)
+    }
+
+    /// Where the task's current goal is in the view of `world`: its bearing
+    /// from the view's centre in degrees (positive to the right, the way a
+    /// positive mouse turn goes), or `None` when it is out of view. A label
+    /// for training the policy to find its target; the policy never sees it.
+    /// Call it every step of an episode, like [`Expert::act`]: it keeps which
+    /// side of a door is the far one.
+    pub fn goal_bearing(&mut self, world: &World) -> Option<f64> {
+        let (goal, _) = self.goal(world)?;
+        if self.servo {
+            return servo_sight(world, goal).map(|(_, b)| b);
+        }
+        let (x, y) = world.position();
+        landmarks(world, goal)
+            .into_iter()
+            .filter(|&c| in_view(world, c))
+            .map(|c| {
+                let (tx, ty) = centre(c);
+                angle_diff((ty - y).atan2(tx - x), world.heading()).to_degrees()
+            })
+            .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+    }
+
+    /// Counts the steps in a row the player has not moved (`stuck`).
+    fn track_stuck(&mut self, world: &World) {
+        let (x, y) = world.position();
+        let moved = (x - self.last_pos.0).hypot(y - self.last_pos.1);
+        self.stuck = if moved < 0.02 { self.stuck + 1 } else { 0 };
+        self.last_pos = (x, y);
+    }
+
+    /// The furthest waypoint of `path` in a clear straight line (only the
+    /// next one while stuck): in the open hall, the goal itself.
+    fn waypoint(&self, world: &World, path: &[(i32, i32)]) -> (i32, i32) {
+        let reach = if self.stuck >= 3 { 1 } else { path.len() };
+        (1..path.len().min(reach + 1))
+            .rev()
+            .map(|k| path[k])
+            .find(|&c| clear_line(world, world.position(), centre(c)))
+            .unwrap_or_else(|| path.get(1).copied().unwrap_or(path[0]))
     }
 
     /// The decision, with the plan as a thought only when it changed.
@@ -271,6 +385,85 @@ impl Expert {
         }
         action
     }
+}
+
+/// The cells whose sight tells the expert where its goal is: the goal's
+/// cell, and for the far side of a door the door too.
+fn landmarks(world: &World, goal: Goal) -> Vec<(i32, i32)> {
+    match goal {
+        Goal::Interact(c) => vec![c],
+        Goal::Reach(c) => {
+            let mut cells = vec![c];
+            cells.extend(
+                [(1, 0), (-1, 0), (0, 1), (0, -1)]
+                    .iter()
+                    .map(|&(dx, dy)| (c.0 + dx, c.1 + dy))
+                    .filter(|&(cx, cy)| matches!(world.cell(cx, cy), Cell::Door(_))),
+            );
+            cells
+        }
+    }
+}
+
+/// Whether the centre of `cell` is in the player's view: within the view's
+/// width and not behind a wall or a closed door. Objects do not hide one
+/// another: they are narrow, and the guard stands taller than a chest.
+#[must_use]
+pub fn in_view(world: &World, cell: (i32, i32)) -> bool {
+    in_view_at(world, cell, centre(cell))
+}
+
+/// The point of `cell` a frame shows: its centre, or for a door the middle
+/// of its face on the player's side (a door's centre lies inside the wall,
+/// hidden at a slant).
+fn face_point(world: &World, cell: (i32, i32)) -> (f64, f64) {
+    let (cx, cy) = centre(cell);
+    match world.cell(cell.0, cell.1) {
+        Cell::Door(i) => {
+            let (x, y) = world.position();
+            if world.doors()[i].along_x {
+                (cx + 0.45 * (x - cx).signum(), cy)
+            } else {
+                (cx, cy + 0.45 * (y - cy).signum())
+            }
+        }
+        _ => (cx, cy),
+    }
+}
+
+/// The bearing of `cell` from the view's centre in degrees (positive to the
+/// right) when the frame shows it ([`face_point`]), else `None`.
+fn sighting(world: &World, cell: (i32, i32)) -> Option<f64> {
+    let point = face_point(world, cell);
+    in_view_at(world, cell, point).then(|| {
+        let (x, y) = world.position();
+        angle_diff((point.1 - y).atan2(point.0 - x), world.heading()).to_degrees()
+    })
+}
+
+/// Whether `point` of `cell` is in the player's view (see [`in_view`]).
+fn in_view_at(world: &World, cell: (i32, i32), point: (f64, f64)) -> bool {
+    let (x, y) = world.position();
+    let (tx, ty) = point;
+    let bearing = (ty - y).atan2(tx - x);
+    if angle_diff(bearing, world.heading()).to_degrees().abs() > VIEW_HALF_DEG {
+        return false;
+    }
+    let len = (tx - x).hypot(ty - y);
+    let n = (len / 0.05).ceil().max(1.0) as usize;
+    (0..n).all(|i| {
+        let t = i as f64 / n as f64;
+        let c = (
+            (x + (tx - x) * t).floor() as i32,
+            (y + (ty - y) * t).floor() as i32,
+        );
+        c == cell
+            || match world.cell(c.0, c.1) {
+                Cell::Wall => false,
+                Cell::Door(i) => world.doors()[i].open,
+                Cell::Floor => true,
+            }
+    })
 }
 
 fn centre(c: (i32, i32)) -> (f64, f64) {
@@ -439,10 +632,166 @@ impl Expert {
         scale: (f32, f32),
         carry: &MouseCarry,
     ) -> Decision {
+        if self.servo {
+            return self.act_servo(world);
+        }
         let mut ahead = world.clone();
         play_action(&mut ahead, pending, scale, &mut carry.clone());
-        self.act(&ahead)
+        let mut decision = self.act_seeing(&ahead, world);
+        if f64::from(pending.dx.abs()) * self.deg_per_unit() > SETTLE_DEG {
+            // The frame does not show the pending turn yet: a turn now would be
+            // aimed from where the view is not. Hold the view for this step, so
+            // that every turn is aimed from a frame that shows where it points.
+            decision.action.dx = 0;
+            decision.action.dy = 0;
+        }
+        decision
     }
+}
+
+/// Turn of one scanning step of the servo expert, degrees: under the view's
+/// width less one aiming turn, so that a target coming into view at the
+/// right edge is still in view once the pending scan has landed.
+const SERVO_SCAN_DEG: f64 = 20.0;
+/// Turn of one aiming step of the servo expert, degrees: at most the width
+/// of the "ahead" band, so that the turn still pending when the target shows
+/// ahead does not carry it out of that band.
+const SERVO_AIM_DEG: f64 = 10.0;
+/// Scanning steps of the servo expert that make a whole turn.
+const SERVO_FULL_TURN: u32 = 18;
+/// Steps the servo expert walks toward the hall's middle after a whole turn
+/// without a sight of its goal.
+const SERVO_WANDER: u32 = 5;
+/// Half the width of the "ahead" band, degrees (the training's reports).
+const SERVO_AHEAD_DEG: f64 = 11.0;
+/// A target to one side is walked toward only when further than this,
+/// cells (nearer, walking while aiming circles it).
+const SERVO_WALK_SIDE_CELLS: f64 = 3.0;
+
+impl Expert {
+    /// The servo expert ([`Expert::new`]): its action is a function
+    /// of the frame alone, so a policy with one frame of context can imitate
+    /// it. Target out of view: turn right `SERVO_SCAN_DEG`. In view: turn
+    /// `SERVO_AIM_DEG` toward it when it is left or right of the "ahead"
+    /// band, walk toward it, press F once it is within reach. The turn still
+    /// pending when a frame is taken is absorbed by the small fixed turns.
+    fn act_servo(&mut self, world: &World) -> Decision {
+        let (x, y) = world.position();
+        self.track_stuck(world);
+        if world.success() {
+            return self.decide(None, Action::IDLE);
+        }
+        let Some((goal, plan)) = self.goal(world) else {
+            return self.decide(None, Action::IDLE);
+        };
+        let Some(path) = bfs(world, &goal_cells(world, goal), None) else {
+            return self.decide(Some(plan), Action::IDLE);
+        };
+        let sight = servo_sight(world, goal);
+        let per_unit = self.deg_per_unit();
+        let units = |deg: f64| (deg / per_unit).round() as i32;
+        if sight.is_some() {
+            self.scans = 0;
+        } else if self.scans >= SERVO_FULL_TURN {
+            // A whole turn and nothing: the goal hides at a slant from here
+            // (a door along the wall the player stands by). Walk toward the
+            // hall's middle, from where every door shows, then look again.
+            self.scans = (self.scans + 1) % (SERVO_FULL_TURN + SERVO_WANDER);
+            let hall = world.rooms()[0];
+            let middle = (
+                f64::from(hall.x) + f64::from(hall.w) / 2.0,
+                f64::from(hall.y) + f64::from(hall.h) / 2.0,
+            );
+            let action = self.walk_toward(world, middle, 0.0);
+            return self.decide(Some(plan), action);
+        }
+        let Some((cell, bearing)) = sight else {
+            self.scans += 1;
+            let dx = units(SERVO_SCAN_DEG);
+            return self.decide(Some(plan), Action { dx, ..Action::IDLE });
+        };
+        let (tx, ty) = face_point(world, cell);
+        let dist = (tx - x).hypot(ty - y);
+        let closed_door =
+            matches!(world.cell(cell.0, cell.1), Cell::Door(i) if !world.doors()[i].open);
+        let interact = closed_door || matches!(goal, Goal::Interact(c) if c == cell);
+        // Something solid in the straight line: go round it by the map's plan.
+        // (The line stops short of the target, so a door's frame beside it
+        // does not count.)
+        let short = (dist - 1.5) / dist;
+        if short > 0.0 && !clear_line(world, (x, y), (x + (tx - x) * short, y + (ty - y) * short)) {
+            let target = self.waypoint(world, &path);
+            let action = self.walk_toward(world, centre(target), path.len() as f64);
+            return self.decide(Some(plan), action);
+        }
+        let dx = if bearing < -SERVO_AHEAD_DEG {
+            -units(SERVO_AIM_DEG)
+        } else if bearing > SERVO_AHEAD_DEG {
+            units(SERVO_AIM_DEG)
+        } else {
+            0
+        };
+        let mut action = Action { dx, ..Action::IDLE };
+        // The world measures reach from the cell's centre.
+        let (cx, cy) = centre(cell);
+        let within = interact && (cx - x).hypot(cy - y) <= INTERACT_RANGE - 0.2;
+        if within {
+            if bearing.abs() <= SERVO_AHEAD_DEG {
+                action.chunks[CHUNKS_PER_ACTION - 1] =
+                    Chunk::new(&[Key::F]).unwrap_or(Chunk::EMPTY);
+            }
+        } else if bearing.abs() <= SERVO_AHEAD_DEG || dist > SERVO_WALK_SIDE_CELLS {
+            // Walking with the target to one side circles it when it is near.
+            let mut keys = vec![Key::W];
+            if dist > 4.0 && bearing.abs() <= SERVO_AHEAD_DEG {
+                keys.push(Key::Shift);
+            }
+            let chunk = Chunk::new(&keys).unwrap_or(Chunk::EMPTY);
+            action.chunks = [chunk; CHUNKS_PER_ACTION];
+        }
+        let thought = if closed_door && !matches!(goal, Goal::Interact(c) if c == cell) {
+            let colour = match world.cell(cell.0, cell.1) {
+                Cell::Door(i) => world.doors()[i].colour.map_or("locked", |c| c.name()),
+                _ => "locked",
+            };
+            format!("Open the {colour} door on the way.")
+        } else {
+            plan
+        };
+        self.decide(Some(thought), action)
+    }
+}
+
+/// What the servo expert heads for: the landmark of `goal` the frame shows
+/// nearest the view's centre, and its bearing. From the hall a closet is
+/// entered through its door: the door is the landmark there (the far side
+/// shows only once it is open, and at a slant the door's frame hides it).
+fn servo_sight(world: &World, goal: Goal) -> Option<((i32, i32), f64)> {
+    let (x, y) = world.position();
+    let here = (x.floor() as i32, y.floor() as i32);
+    let in_hall = world.rooms()[0].contains(here.0, here.1);
+    let mut marks = landmarks(world, goal);
+    if in_hall && marks.len() > 1 {
+        marks.retain(|&(cx, cy)| matches!(world.cell(cx, cy), Cell::Door(_)));
+    }
+    marks
+        .into_iter()
+        .filter_map(|c| {
+            let b = if in_hall {
+                sighting(world, c)?
+            } else {
+                // In a doorway or a closet the closet fills the view: its
+                // floor is where to go even when its centre is off the frame.
+                let (tx, ty) = centre(c);
+                let b = angle_diff((ty - y).atan2(tx - x), world.heading()).to_degrees();
+                if b.abs() > 90.0 {
+                    return None;
+                }
+                b
+            };
+            Some((c, b))
+        })
+        .min_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
 }
 
 /// Runs the expert on `world` headless for up to `max_steps` steps, on the
@@ -452,35 +801,38 @@ impl Expert {
 /// step: the world as its frame shows it, and the decision.
 pub fn run_episode(
     world: &mut World,
-    mouse_scale: (f32, f32),
+    expert: Expert,
     max_steps: u64,
     each: impl FnMut(u64, &World, &Decision),
 ) -> Episode {
-    run_episode_perturbed(world, mouse_scale, max_steps, |_| {}, each)
+    run_episode_perturbed(world, expert, max_steps, |_| {}, each)
 }
 
 /// [`run_episode`], but what plays is the decision after `perturb` changed
 /// it, while `each` still sees the expert's own decision. Demonstrations made
 /// this way show the expert recovering from states off its path (a policy
 /// that imitates it drifts there too), labelled with what the expert does
-/// from them. The expert plans knowing what really played.
+/// from them. The expert plans from its own last decision, not from what
+/// really played: a policy's context holds its answers, not the disturbance,
+/// which shows only in the next frame; the expert must not know more.
 pub fn run_episode_perturbed(
     world: &mut World,
-    mouse_scale: (f32, f32),
+    mut expert: Expert,
     max_steps: u64,
     mut perturb: impl FnMut(&mut Action),
     mut each: impl FnMut(u64, &World, &Decision),
 ) -> Episode {
-    let mut expert = Expert::new(mouse_scale);
+    let mouse_scale = expert.mouse_scale;
     let mut carry = MouseCarry::default();
-    let mut pending = Action::IDLE;
+    let (mut planned, mut played) = (Action::IDLE, Action::IDLE);
     let mut steps = 0;
     while steps < max_steps && !world.success() {
-        let decision = expert.act_ahead(world, &pending, mouse_scale, &carry);
+        let decision = expert.act_ahead(world, &planned, mouse_scale, &carry);
         each(steps, world, &decision);
-        play_action(world, &pending, mouse_scale, &mut carry);
-        pending = decision.action;
-        perturb(&mut pending);
+        play_action(world, &played, mouse_scale, &mut carry);
+        planned = decision.action;
+        played = planned;
+        perturb(&mut played);
         steps += 1;
     }
     Episode {

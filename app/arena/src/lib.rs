@@ -1,7 +1,7 @@
 //! The practice arena: a small first-person world for the agent to play
 //! without a game, a GPU or a large checkpoint.
 //!
-//! * [`world`]: a seeded grid of rooms and corridors with coloured chests,
+//! * [`world`]: a seeded hall with three doors into closets, coloured chests,
 //!   crystals and doors, a key, a locked door and a guard; movement,
 //!   collision and interaction rules; the task and its success predicate;
 //!   the [`world::State`] evaluation reads (never drawn for the policy).

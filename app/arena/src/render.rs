@@ -12,6 +12,9 @@ pub const RENDER_H: usize = 180;
 const PLANE: f64 = 0.66;
 /// Eye height above the floor, cells (the ceiling is at 1).
 const EYE: f64 = 0.5;
+/// How much larger than life chests, crystals and the key are drawn, so that
+/// they are a few visual tokens wide across the hall.
+const OBJECT_SCALE: f64 = 1.5;
 /// Pixels per cell at distance 1.
 const FOCAL: f64 = RENDER_W as f64 / (2.0 * PLANE);
 
@@ -37,6 +40,13 @@ fn fog(d: f64) -> f32 {
     (1.0 / (1.0 + 0.12 * d * d.sqrt())) as f32
 }
 
+/// The light on what can be used (objects and doors): lit from within, as
+/// games highlight it, so that it reads across the hall where walls and floor
+/// fade.
+fn glow(d: f64) -> f32 {
+    0.75 + 0.25 * fog(d)
+}
+
 fn hash(x: i32, y: i32) -> u32 {
     let mut h = (x as u32).wrapping_mul(0x9e37_79b1) ^ (y as u32).wrapping_mul(0x85eb_ca77);
     h ^= h >> 15;
@@ -46,7 +56,49 @@ fn hash(x: i32, y: i32) -> u32 {
 
 /// Renders `world` into `rgb` (`RENDER_W * RENDER_H * 3` bytes, resized if needed).
 pub fn render(world: &World, rgb: &mut Vec<u8>) {
+    draw(world, rgb, None);
+}
+
+/// Object classes of [`render_labelled`]'s label map; 0 is none (walls,
+/// floor, ceiling).
+pub const LABEL_CLASSES: usize = 16;
+
+/// The label class of an object: 1-4 chests, 5-8 crystals (red, green, blue,
+/// yellow), 9 the key, 10 the guard.
+#[must_use]
+pub fn object_label(kind: ObjectKind) -> u8 {
+    match kind {
+        ObjectKind::Chest(c) => 1 + c.index() as u8,
+        ObjectKind::Crystal(c) => 5 + c.index() as u8,
+        ObjectKind::Key => 9,
+        ObjectKind::Guard => 10,
+    }
+}
+
+/// The label class of a door: 11-14 coloured (red, green, blue, yellow), 15
+/// the locked one.
+#[must_use]
+pub fn door_label(colour: Option<Colour>) -> u8 {
+    colour.map_or(15, |c| 11 + c.index() as u8)
+}
+
+/// Renders as [`render`] does, and writes into `labels` (`RENDER_W *
+/// RENDER_H` bytes) the class of what each pixel shows ([`object_label`],
+/// [`door_label`], 0 for the rest; the HUD is not labelled): training labels
+/// that say where every object is, which only the renderer knows exactly.
+pub fn render_labelled(world: &World, rgb: &mut Vec<u8>, labels: &mut Vec<u8>) {
+    labels.clear();
+    labels.resize(RENDER_W * RENDER_H, 0);
+    draw(world, rgb, Some(labels));
+}
+
+fn draw(world: &World, rgb: &mut Vec<u8>, mut labels: Option<&mut Vec<u8>>) {
     rgb.resize(RENDER_W * RENDER_H * 3, 0);
+    let mut label = |x: usize, y: usize, class: u8| {
+        if let Some(l) = labels.as_deref_mut() {
+            l[y * RENDER_W + x] = class;
+        }
+    };
     let (px, py) = world.position();
     let (s, c) = world.heading().sin_cos();
     let dir = (c, s);
@@ -150,7 +202,12 @@ pub fn render(world: &World, rgb: &mut Vec<u8>) {
         let top = horizon - (1.0 - eye) * line;
         let y0 = top.max(0.0) as usize;
         let y1 = ((horizon + eye * line).ceil().max(0.0) as usize).min(RENDER_H);
-        let k = fog(perp) * if side == 1 { 0.78 } else { 1.0 };
+        let lit = if matches!(hit, Cell::Door(_)) {
+            glow(perp)
+        } else {
+            fog(perp)
+        };
+        let k = lit * if side == 1 { 0.78 } else { 1.0 };
         let h = hash(mx, my);
         for y in y0..y1 {
             let v = (y as f64 + 0.5 - top) / line; // 0 at the ceiling, 1 at the floor
@@ -170,6 +227,7 @@ pub fn render(world: &World, rgb: &mut Vec<u8>) {
                     } else {
                         1.0
                     };
+                    label(x, y, door_label(d.colour));
                     shade(f3(base), k * m)
                 }
                 _ => {
@@ -209,11 +267,15 @@ pub fn render(world: &World, rgb: &mut Vec<u8>) {
         let o = &world.objects()[i];
         let scale = FOCAL / depth;
         let cx = RENDER_W as f64 / 2.0 + lateral * scale;
-        let x0 = (cx - 0.5 * scale).floor().max(0.0) as usize;
-        let x1 = ((cx + 0.5 * scale).ceil().max(0.0) as usize).min(RENDER_W);
+        let x0 = (cx - 0.75 * scale).floor().max(0.0) as usize;
+        let x1 = ((cx + 0.75 * scale).ceil().max(0.0) as usize).min(RENDER_W);
         let y0 = (horizon - (1.0 - eye) * scale).floor().max(0.0) as usize;
         let y1 = ((horizon + eye * scale).ceil().max(0.0) as usize).min(RENDER_H);
-        let k = fog(depth);
+        let k = glow(depth);
+        let size = match o.kind {
+            ObjectKind::Guard => 1.0,
+            _ => OBJECT_SCALE,
+        };
         for (x, &zb) in zbuf.iter().enumerate().take(x1).skip(x0) {
             if depth >= zb {
                 continue;
@@ -221,8 +283,9 @@ pub fn render(world: &World, rgb: &mut Vec<u8>) {
             let u = (x as f64 + 0.5 - cx) / scale;
             for y in y0..y1 {
                 let hz = eye - (y as f64 + 0.5 - horizon) / scale;
-                if let Some(col) = sprite_pixel(o.kind, o.done, u, hz, t) {
+                if let Some(col) = sprite_pixel(o.kind, o.done, u / size, hz / size, t) {
                     put(rgb, x, y, shade(f3(col), k));
+                    label(x, y, object_label(o.kind));
                 }
             }
         }
@@ -293,11 +356,12 @@ fn sprite_pixel(kind: ObjectKind, done: bool, u: f64, hz: f64, t: f64) -> Option
             if (0.0..0.36).contains(&hz) && au < 0.12 && au > 0.02 {
                 return Some([60, 60, 70]); // legs
             }
-            if (0.36..0.7).contains(&hz) && au < 0.16 {
+            if (0.36..0.7).contains(&hz) && au < 0.22 {
+                // A purple tunic: no task colour, and not the walls' grey.
                 return Some(if au < 0.02 {
-                    [90, 100, 120]
+                    [120, 40, 140]
                 } else {
-                    [120, 130, 155]
+                    [180, 70, 210]
                 });
             }
             let head = u.hypot(hz - 0.78);
@@ -343,6 +407,33 @@ pub fn scale_rgb(src: &[u8], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<
             let i = (sy * sw + sx) * 3;
             let o = (y * dw + x) * 3;
             out[o..o + 3].copy_from_slice(&src[i..i + 3]);
+        }
+    }
+    out
+}
+
+/// Summarises a label map of [`render_labelled`] over a `cols` x `rows` grid
+/// of equal cells (row-major): per cell, a bit mask with bit `k` set when
+/// class `k` ([`LABEL_CLASSES`], 0 excluded) covers at least `min_share` of
+/// the cell. A model's visual tokens tile the frame the same way.
+#[must_use]
+pub fn label_grid(labels: &[u8], cols: usize, rows: usize, min_share: f64) -> Vec<u16> {
+    let mut out = Vec::with_capacity(cols * rows);
+    for r in 0..rows {
+        let (y0, y1) = (r * RENDER_H / rows, (r + 1) * RENDER_H / rows);
+        for c in 0..cols {
+            let (x0, x1) = (c * RENDER_W / cols, (c + 1) * RENDER_W / cols);
+            let mut count = [0usize; LABEL_CLASSES];
+            for y in y0..y1 {
+                for &l in &labels[y * RENDER_W + x0..y * RENDER_W + x1] {
+                    count[usize::from(l)] += 1;
+                }
+            }
+            let area = ((y1 - y0) * (x1 - x0)) as f64;
+            let mask = (1..LABEL_CLASSES)
+                .filter(|&k| count[k] as f64 >= min_share * area)
+                .fold(0u16, |m, k| m | (1 << k));
+            out.push(mask);
         }
     }
     out

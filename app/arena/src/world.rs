@@ -1,4 +1,4 @@
-//! The arena's world: a seeded grid of rooms and corridors, the objects in it,
+//! The arena's world: a seeded hall with three doors to closets, the objects in it,
 //! the player, the rules (movement, collision, interaction, collection, doors)
 //! and the task with its success predicate.
 //!
@@ -15,6 +15,10 @@ use crate::rng::Rng;
 
 /// Map width in cells (walls included).
 pub const MAP_W: i32 = 19;
+/// Hall width range, cells (inclusive).
+const HALL_W: (i32, i32) = (8, 11);
+/// Hall height range, cells (inclusive).
+const HALL_H: (i32, i32) = (5, 7);
 /// Map height in cells (walls included).
 pub const MAP_H: i32 = 13;
 /// Walking speed, cells per second.
@@ -91,13 +95,13 @@ impl Colour {
 pub enum Cell {
     /// Solid wall.
     Wall,
-    /// Walkable floor (room or corridor).
+    /// Walkable floor (the hall or a closet).
     Floor,
     /// A door: index into [`World::doors`].
     Door(usize),
 }
 
-/// A door in a corridor.
+/// A door in the hall's wall, opening into a closet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Door {
     /// Its cell.
@@ -176,10 +180,6 @@ impl Room {
     #[must_use]
     pub fn contains(&self, x: i32, y: i32) -> bool {
         (self.x..self.x + self.w).contains(&x) && (self.y..self.y + self.h).contains(&y)
-    }
-
-    fn centre(&self) -> (i32, i32) {
-        (self.x + self.w / 2, self.y + self.h / 2)
     }
 }
 
@@ -875,88 +875,73 @@ fn generate(seed: u64, kind: TaskKind, rng: &mut Rng) -> Option<World> {
             Cell::Wall
         }
     };
-    // Six rooms, one per 5x5 block of a 3x2 grid of blocks.
-    let mut rooms = Vec::new();
-    for j in 0..2 {
-        for i in 0..3 {
-            let (bx, by) = (1 + 6 * i, 1 + 6 * j);
-            let (w, h) = (rng.range(3, 5), rng.range(3, 5));
-            let room = Room {
-                x: bx + rng.range(0, 5 - w),
-                y: by + rng.range(0, 5 - h),
-                w,
-                h,
-            };
-            for y in room.y..room.y + room.h {
-                for x in room.x..room.x + room.w {
-                    set(&mut cells, x, y, Cell::Floor);
-                }
-            }
-            rooms.push(room);
+    // One hall, placed anywhere on the map.
+    let (w, h) = (rng.range(HALL_W.0, HALL_W.1), rng.range(HALL_H.0, HALL_H.1));
+    let hall = Room {
+        x: rng.range(1, MAP_W - 1 - w),
+        y: rng.range(1, MAP_H - 1 - h),
+        w,
+        h,
+    };
+    for y in hall.y..hall.y + hall.h {
+        for x in hall.x..hall.x + hall.w {
+            set(&mut cells, x, y, Cell::Floor);
         }
     }
-    // Corridors between neighbouring blocks: all seven, less one half the time.
-    let mut edges = vec![(0, 1), (1, 2), (3, 4), (4, 5), (0, 3), (1, 4), (2, 5)];
-    if rng.unit() < 0.5 {
-        let drop = rng.index(edges.len());
-        edges.remove(drop);
-    }
-    for &(a, b) in &edges {
-        let (ca, cb) = (rooms[a].centre(), rooms[b].centre());
-        let horizontal_first = rng.unit() < 0.5;
-        let corner = if horizontal_first {
-            (cb.0, ca.1)
-        } else {
-            (ca.0, cb.1)
-        };
-        for (from, to) in [(ca, corner), (corner, cb)] {
-            let (mut x, mut y) = from;
-            loop {
-                set(&mut cells, x, y, Cell::Floor);
-                if (x, y) == to {
-                    break;
-                }
-                x += (to.0 - x).signum();
-                y += (to.1 - y).signum();
-            }
-        }
-    }
-    let in_room = |x: i32, y: i32| rooms.iter().any(|r| r.contains(x, y));
-    let open = |cells: &[Cell], x: i32, y: i32| get(cells, x, y) != Cell::Wall;
-    // Door candidates: corridor cells in a one-wide passage next to a room.
+    // Door candidates: wall cells on the hall's sides (away from its corners),
+    // each opening into a closet of 3 x 2 cells behind it.
     let mut candidates = Vec::new();
-    for y in 1..MAP_H - 1 {
-        for x in 1..MAP_W - 1 {
-            if get(&cells, x, y) != Cell::Floor || in_room(x, y) {
-                continue;
-            }
-            let (l, r, u, d) = (
-                open(&cells, x - 1, y),
-                open(&cells, x + 1, y),
-                open(&cells, x, y - 1),
-                open(&cells, x, y + 1),
-            );
-            let along_x = l && r && !u && !d;
-            let along_y = u && d && !l && !r;
-            let at_room = if along_x {
-                in_room(x - 1, y) || in_room(x + 1, y)
-            } else {
-                in_room(x, y - 1) || in_room(x, y + 1)
-            };
-            if (along_x || along_y) && at_room {
-                candidates.push((x, y, along_x));
-            }
-        }
+    for x in hall.x + 1..hall.x + hall.w - 1 {
+        candidates.push(((x, hall.y - 1), (0, -1)));
+        candidates.push(((x, hall.y + hall.h), (0, 1)));
+    }
+    for y in hall.y + 1..hall.y + hall.h - 1 {
+        candidates.push(((hall.x - 1, y), (-1, 0)));
+        candidates.push(((hall.x + hall.w, y), (1, 0)));
     }
     rng.shuffle(&mut candidates);
+    let mut rooms = vec![hall];
     let mut chosen: Vec<(i32, i32, bool)> = Vec::new();
-    for c in candidates {
-        if chosen
-            .iter()
-            .all(|o| (o.0 - c.0).abs() + (o.1 - c.1).abs() > 2)
-        {
-            chosen.push(c);
+    for ((dx, dy), (ox, oy)) in candidates {
+        // The closet: two cells deep out of the wall, three wide across.
+        let closet = Room {
+            x: if ox == 0 {
+                dx - 1
+            } else {
+                dx + ox.min(0) * 2 + ox.max(0)
+            },
+            y: if oy == 0 {
+                dy - 1
+            } else {
+                dy + oy.min(0) * 2 + oy.max(0)
+            },
+            w: if ox == 0 { 3 } else { 2 },
+            h: if oy == 0 { 3 } else { 2 },
+        };
+        // It and the ring of wall around it must be untouched map, so that
+        // closets never merge with each other or the hall.
+        let clear = (closet.y - 1..=closet.y + closet.h).all(|y| {
+            (closet.x - 1..=closet.x + closet.w).all(|x| {
+                (x, y) == (dx, dy)
+                    || ((0..MAP_W).contains(&x)
+                        && (0..MAP_H).contains(&y)
+                        && get(&cells, x, y) == Cell::Wall
+                        && !hall.contains(x, y))
+            })
+        }) && closet.x >= 1
+            && closet.y >= 1
+            && closet.x + closet.w < MAP_W
+            && closet.y + closet.h < MAP_H;
+        if !clear {
+            continue;
         }
+        for y in closet.y..closet.y + closet.h {
+            for x in closet.x..closet.x + closet.w {
+                set(&mut cells, x, y, Cell::Floor);
+            }
+        }
+        rooms.push(closet);
+        chosen.push((dx, dy, oy == 0));
         if chosen.len() == 3 {
             break;
         }
@@ -964,6 +949,7 @@ fn generate(seed: u64, kind: TaskKind, rng: &mut Rng) -> Option<World> {
     if chosen.len() < 3 {
         return None;
     }
+    let open = |cells: &[Cell], x: i32, y: i32| get(cells, x, y) != Cell::Wall;
     let mut colours = Colour::ALL;
     rng.shuffle(&mut colours);
     let doors: Vec<Door> = chosen
@@ -982,17 +968,15 @@ fn generate(seed: u64, kind: TaskKind, rng: &mut Rng) -> Option<World> {
     for (i, d) in doors.iter().enumerate() {
         set(&mut cells, d.cell.0, d.cell.1, Cell::Door(i));
     }
-    // Objects in room cells away from the entrances.
+    // Objects and the start in the hall, off the cells in front of doors.
     let mut spots = Vec::new();
-    for r in &rooms {
-        for y in r.y..r.y + r.h {
-            for x in r.x..r.x + r.w {
-                let entrance = [(1, 0), (-1, 0), (0, 1), (0, -1)]
-                    .iter()
-                    .any(|&(dx, dy)| open(&cells, x + dx, y + dy) && !in_room(x + dx, y + dy));
-                if !entrance {
-                    spots.push((x, y));
-                }
+    for y in hall.y..hall.y + hall.h {
+        for x in hall.x..hall.x + hall.w {
+            let entrance = [(1, 0), (-1, 0), (0, 1), (0, -1)]
+                .iter()
+                .any(|&(dx, dy)| open(&cells, x + dx, y + dy) && !hall.contains(x + dx, y + dy));
+            if !entrance {
+                spots.push((x, y));
             }
         }
     }

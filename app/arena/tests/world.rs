@@ -285,6 +285,40 @@ fn frames_are_not_blank_and_change_when_turning_or_moving() {
 }
 
 #[test]
+fn the_label_map_says_what_each_pixel_shows() {
+    use lumine_arena::render::{label_grid, object_label, render_labelled};
+    let mut w = World::new(7, Some(TaskKind::Guard)).unwrap();
+    let guard = w
+        .objects()
+        .iter()
+        .find(|o| o.kind == ObjectKind::Guard)
+        .unwrap()
+        .cell;
+    let from = free_neighbour(&w, guard);
+    let from = free_neighbour(&w, from);
+    stand(&mut w, from, guard);
+    let (mut rgb, mut labels) = (Vec::new(), Vec::new());
+    render_labelled(&w, &mut rgb, &mut labels);
+    // The same picture as render.
+    let mut plain = Vec::new();
+    w.render(&mut plain);
+    assert_eq!(rgb, plain);
+    assert_eq!(labels.len(), RENDER_W * RENDER_H);
+    // Faced from two cells, the guard is drawn in the middle of the view.
+    let class = object_label(ObjectKind::Guard);
+    let centre = labels[(RENDER_H / 2) * RENDER_W + RENDER_W / 2];
+    assert_eq!(centre, class);
+    // The floor in front of the feet and the ceiling show nothing.
+    assert_eq!(labels[(RENDER_H - 20) * RENDER_W + 5], 0);
+    assert_eq!(labels[20 * RENDER_W + 5], 0);
+    // On a 2x1 grid both halves touch the middle column, so both show the guard.
+    let grid = label_grid(&labels, 2, 1, 0.01);
+    assert!(grid.iter().all(|&m| m & (1 << class) != 0), "{grid:?}");
+    // Nothing is claimed above the share asked.
+    assert_eq!(label_grid(&labels, 1, 1, 1.0), vec![0]);
+}
+
+#[test]
 fn long_task_lines_wrap_at_spaces_within_the_frame() {
     use lumine_arena::hud::wrap;
     let lines = wrap("collect a yellow crystal, then open the yellow chest", 39);
@@ -306,4 +340,47 @@ fn long_task_lines_wrap_at_spaces_within_the_frame() {
             .chunks(3)
             .any(|p| p[0] > 200 && p[1] > 200 && p[2] > 200)
     }));
+}
+
+#[test]
+fn a_layout_is_one_hall_with_three_doors_into_closets() {
+    for seed in 0..200 {
+        let w = World::new(seed, None).unwrap();
+        let rooms = w.rooms();
+        assert_eq!(rooms.len(), 4, "seed {seed}: the hall and three closets");
+        let hall = rooms[0];
+        assert_eq!(w.doors().len(), 3);
+        // Every object and the player start in the hall.
+        let (x, y) = w.position();
+        assert!(hall.contains(x.floor() as i32, y.floor() as i32));
+        assert!(
+            w.objects()
+                .iter()
+                .all(|o| hall.contains(o.cell.0, o.cell.1))
+        );
+        // Each door joins the hall to its own closet, and the floor is only
+        // the hall, the closets and the doors.
+        for (i, d) in w.doors().iter().enumerate() {
+            let (a, b) = if d.along_x {
+                ((d.cell.0 - 1, d.cell.1), (d.cell.0 + 1, d.cell.1))
+            } else {
+                ((d.cell.0, d.cell.1 - 1), (d.cell.0, d.cell.1 + 1))
+            };
+            let closet = rooms[1 + i];
+            assert!(
+                (hall.contains(a.0, a.1) && closet.contains(b.0, b.1))
+                    || (hall.contains(b.0, b.1) && closet.contains(a.0, a.1)),
+                "seed {seed}: door {i} at {:?}",
+                d.cell
+            );
+        }
+        for (x, y) in (0..MAP_H).flat_map(|y| (0..MAP_W).map(move |x| (x, y))) {
+            if w.cell(x, y) == Cell::Floor {
+                assert!(
+                    rooms.iter().any(|r| r.contains(x, y)),
+                    "seed {seed}: stray floor"
+                );
+            }
+        }
+    }
 }

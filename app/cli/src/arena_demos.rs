@@ -11,8 +11,8 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Args;
 use lumine_action::{Action, CHUNK_MS, CHUNKS_PER_ACTION, Chunk, KeyVocabulary, STEP_MS};
-use lumine_arena::expert::run_episode_perturbed;
-use lumine_arena::render::{RENDER_H, RENDER_W, scale_rgb};
+use lumine_arena::expert::{Expert, run_episode_perturbed};
+use lumine_arena::render::{RENDER_H, RENDER_W, label_grid, render_labelled, scale_rgb};
 use lumine_arena::rng::Rng;
 use lumine_arena::{TaskKind, World};
 use lumine_runtime::trajectory::{StepRecord, TrajectoryMeta, TrajectorySource, TrajectoryWriter};
@@ -21,6 +21,20 @@ use lumine_vision::RgbImage;
 
 use crate::arena_cmd::parse_task;
 use crate::run_cmd::{parse_pair_f32, parse_size};
+
+/// The file beside each demonstration's steps that says, per step, where the
+/// task's current goal is in the frame (`{"step":N,"bearing_deg":D}`, degrees
+/// right of the view's centre, `null` when out of view): training labels that
+/// teach a policy to find its target (models/train/train_policy.py).
+pub const GOAL_BEARINGS: &str = "goal_bearing.jsonl";
+
+/// The file beside each demonstration's steps that says, per step, which
+/// objects each cell of a grid over the frame shows
+/// (`{"step":N,"grid":[COLS,ROWS],"cells":[MASK,...]}`, row-major; bit k of a
+/// mask is `lumine_arena::render`'s label class k, set when it covers a tenth
+/// of the cell), written with `--label-grid`: dense training labels for a
+/// policy's vision (models/train/train_policy.py `--object-labels`).
+pub const OBJECT_LABELS: &str = "object_labels.jsonl";
 
 /// Arguments of `lumine arena demos`.
 #[derive(Debug, Args)]
@@ -51,6 +65,10 @@ pub struct DemosArgs {
     /// demonstrations then show recoveries from states off the expert's path.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_share)]
     noise: f64,
+    /// Also write `object_labels.jsonl` with this grid over each frame (e.g.
+    /// 18x10: the patches of a 256x144 model frame).
+    #[arg(long, value_name = "COLSxROWS", value_parser = parse_size)]
+    label_grid: Option<(u32, u32)>,
 }
 
 /// Parses a share between 0 and 1.
@@ -119,16 +137,36 @@ pub fn run(args: &DemosArgs) -> anyhow::Result<ExitCode> {
         let mut error = None;
         // Its own stream per episode, apart from the layout's: a seed names the same demonstration.
         let mut noise_rng = Rng::new(seed ^ 0x6e6f_6973_6500_0000);
+        // Per step, where the goal is in the frame: a training label beside the trajectory.
+        let mut labeller = Expert::new(args.mouse_scale);
+        let mut bearings = String::new();
+        let mut objects = String::new();
+        let mut label_map = Vec::new();
         let episode = run_episode_perturbed(
             &mut world,
-            args.mouse_scale,
+            Expert::new(args.mouse_scale),
             args.max_steps,
             |action| disturb(action, &mut noise_rng, args.noise, args.mouse_scale),
             |step, world, decision| {
                 if error.is_some() {
                     return;
                 }
-                world.render(&mut rgb);
+                let bearing = labeller.goal_bearing(world);
+                bearings += &format!(
+                    "{{\"step\":{step},\"bearing_deg\":{}}}\n",
+                    bearing.map_or("null".to_owned(), |b| format!("{b:.1}"))
+                );
+                if let Some((cols, rows)) = args.label_grid {
+                    render_labelled(world, &mut rgb, &mut label_map);
+                    let cells = label_grid(&label_map, cols as usize, rows as usize, 0.1);
+                    let cells: Vec<String> = cells.iter().map(u16::to_string).collect();
+                    objects += &format!(
+                        "{{\"step\":{step},\"grid\":[{cols},{rows}],\"cells\":[{}]}}\n",
+                        cells.join(",")
+                    );
+                } else {
+                    world.render(&mut rgb);
+                }
                 let frame = scale_rgb(&rgb, RENDER_W, RENDER_H, w as usize, h as usize);
                 let t0 = step as f64 * f64::from(STEP_MS);
                 let mut record = StepRecord {
@@ -155,6 +193,10 @@ pub fn run(args: &DemosArgs) -> anyhow::Result<ExitCode> {
             return Err(e.into());
         }
         writer.finish()?;
+        std::fs::write(partial.join(GOAL_BEARINGS), &bearings)?;
+        if args.label_grid.is_some() {
+            std::fs::write(partial.join(OBJECT_LABELS), &objects)?;
+        }
         if episode.success {
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)?;
