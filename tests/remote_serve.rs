@@ -36,7 +36,7 @@ const STEPS: usize = 12;
 const MODEL: &str = "arena-tiny";
 /// The recorded episode the frames come from: an evaluation layout (never in
 /// the model's training data) on which the model's answers change with the
-/// frame: it sprints toward the guard, presses F, waits, walks on.
+/// frame: it scans to the right, turns toward the guard and walks, aims again.
 const SEED: &str = "1000014";
 const TASK: &str = "guard";
 /// Frames of history in the context, on both sides: the one frame the
