@@ -31,6 +31,15 @@ fn stand(w: &mut World, cell: (i32, i32), toward: (i32, i32)) {
     w.sync_to(&s);
 }
 
+/// Where the layout's guard stands.
+fn guard_cell(w: &World) -> (i32, i32) {
+    w.objects()
+        .iter()
+        .find(|o| o.kind == ObjectKind::Guard)
+        .unwrap()
+        .cell
+}
+
 /// A walkable neighbour of `cell` (4-connected).
 fn free_neighbour(w: &World, cell: (i32, i32)) -> (i32, i32) {
     [(1, 0), (-1, 0), (0, 1), (0, -1)]
@@ -228,12 +237,7 @@ fn going_into_a_door_and_back_is_not_going_through() {
 #[test]
 fn the_guard_talks_and_the_second_step_must_come_second() {
     let mut w = World::new(15, Some(TaskKind::Guard)).unwrap();
-    let guard = w
-        .objects()
-        .iter()
-        .find(|o| o.kind == ObjectKind::Guard)
-        .unwrap()
-        .cell;
+    let guard = guard_cell(&w);
     let from = free_neighbour(&w, guard);
     stand(&mut w, from, guard);
     w.step(&hold(&[Key::F]), 0.1);
@@ -288,12 +292,7 @@ fn frames_are_not_blank_and_change_when_turning_or_moving() {
 fn the_label_map_says_what_each_pixel_shows() {
     use lumine_arena::render::{label_grid, object_label, render_labelled};
     let mut w = World::new(7, Some(TaskKind::Guard)).unwrap();
-    let guard = w
-        .objects()
-        .iter()
-        .find(|o| o.kind == ObjectKind::Guard)
-        .unwrap()
-        .cell;
+    let guard = guard_cell(&w);
     let from = free_neighbour(&w, guard);
     let from = free_neighbour(&w, from);
     stand(&mut w, from, guard);
