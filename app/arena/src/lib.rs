@@ -7,8 +7,10 @@
 //!   the [`world::State`] evaluation reads (never drawn for the policy).
 //! * [`render`]: a software ray-caster (walls, doors, floor, sprites) and the
 //!   HUD ([`hud`]) into a 320x180 RGB frame.
-//! * [`expert`]: a scripted expert that reads the world, plans on the grid and
-//!   answers each 200 ms step with an action in the model's action language.
+//! * [`expert`]: scripted experts that read the world and answer each 200 ms
+//!   step with an action in the model's action language: the servo (what the
+//!   bundled policy imitates: it acts on what the frame shows) and the looking
+//!   expert (it plans its path on the grid).
 //! * `window` (Linux): the world in an ordinary X11 window, controlled only
 //!   like a game (keys, relative mouse motion through XInput2 raw events),
 //!   with the state written as JSON lines for an evaluator.
