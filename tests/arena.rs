@@ -137,6 +137,24 @@ fn expert_demonstrations_replay_into_the_window_to_success() {
 }
 
 #[test]
+fn demos_exit_3_and_write_nothing_for_an_episode_the_expert_does_not_finish() {
+    // The guard of this layout is six cells away: one step cannot reach it.
+    let config = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let run = lumine(&config)
+        .args(["arena", "demos", "--episodes", "1", "--seed", "1000002"])
+        .args(["--tasks", "guard", "--max-steps", "1", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let said = format!("{}{}", stdout(&run), stderr(&run));
+    assert_eq!(run.status.code(), Some(3), "{said}");
+    assert!(said.contains("not done in 1 steps, not written"), "{said}");
+    let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
+    assert!(left.is_empty(), "nothing is written: {left:?}");
+}
+
+#[test]
 fn eval_arena_runs_the_expert_through_the_real_path() {
     let config = tempfile::tempdir().unwrap();
     let run = lumine(&config)

@@ -29,10 +29,13 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "demonstrations: $EPISODES expert episodes, seeds $SEED.."
 rm -rf "$WORK/demos"
-# A handful of episodes the expert does not finish are left out (the command then exits 1);
-# the count it prints is the check.
+# A handful of episodes the expert does not finish are left out: the command then exits 3
+# (an error exits 1 and stops here). The count it prints is the check.
+status=0
 "$LUMINE" arena demos --out "$WORK/demos" --episodes "$EPISODES" --seed "$SEED" --noise "$NOISE" \
-  --label-grid 18x10 | tail -1 || true
+  --label-grid 18x10 > "$WORK/demos.log" || status=$?
+tail -1 "$WORK/demos.log"
+[[ $status == 0 || $status == 3 ]] || { echo "lumine arena demos failed (exit $status)" >&2; exit 1; }
 
 step "training (objects, $GROUND_STEPS grounding steps, stages: $STEPS optimizer steps)"
 # Objects from the renderer's labels, then where the instruction's target is (balanced, long

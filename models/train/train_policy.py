@@ -967,9 +967,10 @@ def main() -> int:
                          "half breaks and half scan-ons (balanced_decision_windows), with as many stage-2 windows "
                          "and the --ground-arena mix; 0: none")
     ap.add_argument("--answer-balance", type=float, default=None, metavar="OUT_SHARE",
-                    help="stages 1 and 2: as many windows again, drawn by where the goal is in the last "
+                    help="stages 1 to 3: as many windows again, drawn by where the goal is in the last "
                          "frame: out of view OUT_SHARE of the time, left, ahead and right equally often "
-                         "in the rest (balanced_answer_windows)")
+                         "in the rest (balanced_answer_windows; in stage 3 from its reasoning and "
+                         "instruction windows alike)")
     ap.add_argument("--every-thought", action="store_true",
                     help="stage 3 learns every thought the expert writes (windows' every_thought); off by default "
                          "only so that train_arena.sh reproduces the bundled model")
@@ -1157,7 +1158,7 @@ def main() -> int:
                 # Reasoning is learned next to instruction following, not instead of it: the
                 # runtime's default mode stays instruction following.
                 data += [w for e in train for w in windows(e, 2, args.history, prompts)]
-            if args.answer_balance is not None and stage < 3:
+            if args.answer_balance is not None:
                 data += balanced_answer_windows(data, len(data), args.answer_balance, rng)
             if args.decision_windows > 0 and stage >= 2:
                 data += [w for e in train for w in decision_windows(e, args.history, prompts, args.decision_windows)]

@@ -190,7 +190,11 @@ impl Expert {
                     find(ObjectKind::Crystal(crystal)).map(|o| {
                         (
                             Goal::Reach(o.cell),
-                            format!("First collect a {} crystal.", crystal.name()),
+                            format!(
+                                "First collect a {} crystal, then open the {} chest.",
+                                crystal.name(),
+                                chest.name()
+                            ),
                         )
                     })
                 } else {
@@ -268,7 +272,7 @@ impl Expert {
         {
             let colour = world.doors()[i].colour.map_or("locked", |c| c.name());
             let action = self.face_and_press(world, centre((dx, dy)));
-            return self.decide(Some(format!("Open the {colour} door on the way.")), action);
+            return self.decide(Some(on_the_way(colour, &plan)), action);
         }
         if path.len() == 1
             && let Goal::Interact(c) = goal
@@ -754,12 +758,19 @@ impl Expert {
                 Cell::Door(i) => world.doors()[i].colour.map_or("locked", |c| c.name()),
                 _ => "locked",
             };
-            format!("Open the {colour} door on the way.")
+            on_the_way(colour, &plan)
         } else {
             plan
         };
         self.decide(Some(thought), action)
     }
+}
+
+/// The thought for a closed door in the way: it names the plan too, because
+/// in reasoning mode the latest thought replaces the instruction (SPEC 4) and
+/// the plan must still be known once the door is open.
+fn on_the_way(door_colour: &str, plan: &str) -> String {
+    format!("Open the {door_colour} door on the way. {plan}")
 }
 
 /// What the servo expert heads for: the landmark of `goal` the frame shows

@@ -24,7 +24,8 @@ pub struct ArenaArgs {
 #[derive(Debug, Subcommand)]
 enum ArenaCommand {
     /// Write the scripted expert's demonstrations (trajectories, the format of
-    /// `lumine record`), headless and faster than real time.
+    /// `lumine record`), headless and faster than real time. Exits 3 when
+    /// the expert did not finish some episodes (they are not written).
     Demos(crate::arena_demos::DemosArgs),
 }
 
