@@ -29,12 +29,13 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "demonstrations: $EPISODES expert episodes, seeds $SEED.."
 rm -rf "$WORK/demos"
+mkdir -p "$WORK"
 # A handful of episodes the expert does not finish are left out: the command then exits 3
-# (an error exits 1 and stops here). The count it prints is the check.
+# (an error exits 1 and stops here). The count it prints (on stderr) is the check; the
+# episodes are listed in $WORK/demos.log.
 status=0
 "$LUMINE" arena demos --out "$WORK/demos" --episodes "$EPISODES" --seed "$SEED" --noise "$NOISE" \
   --label-grid 18x10 > "$WORK/demos.log" || status=$?
-tail -1 "$WORK/demos.log"
 [[ $status == 0 || $status == 3 ]] || { echo "lumine arena demos failed (exit $status)" >&2; exit 1; }
 
 step "training (objects, $GROUND_STEPS grounding steps, stages: $STEPS optimizer steps)"
