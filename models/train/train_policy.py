@@ -496,6 +496,19 @@ def balanced_answer_windows(data: list[Window], n: int, out_share: float, rng: r
     return balanced_draw(pools, n, out_share, rng)
 
 
+def thinking_windows(data: list[Window], share: float, rng: random.Random) -> list[Window]:
+    """Reasoning windows whose last answer writes a thought, drawn with replacement until they
+    are `share` of `data` and these together. The expert thinks about once in thirty steps, and
+    a policy trained on that rate never opens a thought at all, not even at the first step where
+    the goal is still the instruction (models/train/README.md, eleventh session)."""
+    thinking = [w for w in data if w.reasoning and w.labelled[-1] and w.steps[-1].thought is not None]
+    if not thinking or share >= 1:
+        return []
+    already = len(thinking)
+    n = max(0, round((share * len(data) - already) / (1 - share)))
+    return [rng.choice(thinking) for _ in range(n)]
+
+
 def report_of(w: Window) -> int | None:
     """The report (bearing_answer) that the last answer of a reasoning window ends its thought
     with, or None."""
@@ -971,6 +984,9 @@ def main() -> int:
                          "frame: out of view OUT_SHARE of the time, left, ahead and right equally often "
                          "in the rest (balanced_answer_windows; in stage 3 from its reasoning and "
                          "instruction windows alike)")
+    ap.add_argument("--thought-share", type=float, default=0.0, metavar="P",
+                    help="stage 3: windows whose answer writes a thought drawn again until they are P of "
+                         "the reasoning windows (thinking_windows); 0: as the expert wrote them")
     ap.add_argument("--every-thought", action="store_true",
                     help="stage 3 learns every thought the expert writes (windows' every_thought); off by default "
                          "only so that train_arena.sh reproduces the bundled model")
@@ -1155,6 +1171,8 @@ def main() -> int:
                     data += balanced_report_windows(data, len(data), args.report_balance, rng)
                 if args.report_noise > 0:
                     data = noisy_goal_reports(data, args.report_noise, rng)
+                if args.thought_share > 0:
+                    data += thinking_windows(data, args.thought_share, rng)
                 # Reasoning is learned next to instruction following, not instead of it: the
                 # runtime's default mode stays instruction following.
                 data += [w for e in train for w in windows(e, 2, args.history, prompts)]
