@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 from pathlib import Path
 
@@ -45,9 +44,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
 from lumine_prompts import PROMPT_SETS  # noqa: E402
-from train_policy import (SIGHT_HEAD_FILE, Encoder, Frames, answer_accuracy, arena_grounding_window,  # noqa: E402
+from probe_common import add_policy_args, heldout  # noqa: E402
+from train_policy import (SIGHT_HEAD_FILE, Encoder, answer_accuracy, arena_grounding_window,  # noqa: E402
                           OUT_OF_VIEW, bearing_answer, find_report, breaks_rhythm, decision_points, decision_window,
-                          load_episodes, new_sight, sight_logits, with_reports)
+                          new_sight, sight_logits, with_reports)
 
 # --every-step's outcomes: where the goal is in the step's frame (bearing_answer).
 ANSWER_NAMES = {0: "left", 1: "ahead", 2: "right", OUT_OF_VIEW: "out of view"}
@@ -85,15 +85,7 @@ def report_summary(tally: dict) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--hf", required=True, type=Path, help="the policy's checkpoint (train_policy.py --out)")
-    ap.add_argument("--demos", required=True, type=Path, help="the demonstrations it was trained on")
-    ap.add_argument("--base", type=Path, default=Path(__file__).resolve().parents[1] / "test-tiny" / "hf",
-                    help="tokenizer and processor, as train_policy.py --base")
-    ap.add_argument("--frame", default="256x144")
-    ap.add_argument("--prompts", choices=sorted(PROMPT_SETS), default="arena")
-    ap.add_argument("--history", type=int, default=2)
-    ap.add_argument("--heldout", type=float, default=0.05, help="as train_policy.py (same split for the same seed)")
-    ap.add_argument("--seed", type=int, default=0)
+    add_policy_args(ap, history=2)
     ap.add_argument("--reports", action="store_true", help="probe the reasoning windows of --report-thoughts")
     ap.add_argument("--report-every-step", action="store_true", help="as train_policy.py's (with --reports)")
     ap.add_argument("--report-first", action="store_true", help="as train_policy.py's (with --reports)")
@@ -104,17 +96,9 @@ def main() -> int:
     torch.set_num_threads(2)
     from transformers import Qwen2VLForConditionalGeneration
 
-    # train_policy.py shuffles the sorted episodes with its seed and holds out the first
-    # share; loading only those folders keeps this quick.
-    folders = sorted(p.parent for p in args.demos.rglob("meta.json"))
-    random.Random(args.seed).shuffle(folders)
-    held = folders[:max(1, int(len(folders) * args.heldout))]
-    fw, fh = (int(x) for x in args.frame.split("x"))
-    frames = Frames((fw, fh))
-    episodes = load_episodes(held, frames)
+    frames, episodes, encoder = heldout(args)
     if args.reports:
         episodes = [with_reports(e, args.report_every_step, args.report_first) for e in episodes]
-    encoder = Encoder(args.base, (fw, fh))
     model = Qwen2VLForConditionalGeneration.from_pretrained(args.hf).eval()
     # Trained with --sight: also ask its head where the goal is.
     sight = new_sight(model, encoder, 1.0, args.hf) if (args.hf / SIGHT_HEAD_FILE).exists() else None

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 from pathlib import Path
 
@@ -27,33 +26,20 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
 from lumine_prompts import PROMPT_SETS  # noqa: E402
-from train_policy import Encoder, Frames, decision_window, load_episodes  # noqa: E402
+from probe_common import add_policy_args, heldout  # noqa: E402
+from train_policy import decision_window  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--hf", required=True, type=Path, help="the policy's checkpoint (train_policy.py --out)")
-    ap.add_argument("--demos", required=True, type=Path, help="the demonstrations it was trained on")
-    ap.add_argument("--base", type=Path, default=Path(__file__).resolve().parents[1] / "test-tiny" / "hf",
-                    help="the tokenizer and processor it was trained with")
-    ap.add_argument("--frame", default="256x144")
-    ap.add_argument("--prompts", choices=sorted(PROMPT_SETS), default="arena")
-    ap.add_argument("--history", type=int, default=1)
-    ap.add_argument("--heldout", type=float, default=0.05, help="as train_policy.py (same split for the same seed)")
-    ap.add_argument("--seed", type=int, default=0)
+    add_policy_args(ap, history=1)
     ap.add_argument("--stride", type=int, default=10, help="probe every STRIDE-th step where the expert does not think")
     ap.add_argument("--show", type=int, default=0, metavar="N", help="print the greedy answer at N thinking steps")
     args = ap.parse_args()
     torch.set_num_threads(2)
     from transformers import Qwen2VLForConditionalGeneration
 
-    folders = sorted(p.parent for p in args.demos.rglob("meta.json"))
-    random.Random(args.seed).shuffle(folders)
-    held = folders[:max(1, int(len(folders) * args.heldout))]
-    fw, fh = (int(x) for x in args.frame.split("x"))
-    frames = Frames((fw, fh))
-    episodes = load_episodes(held, frames)
-    encoder = Encoder(args.base, (fw, fh))
+    frames, episodes, encoder = heldout(args)
     model = Qwen2VLForConditionalGeneration.from_pretrained(args.hf).eval()
     thought_start = encoder.tok.convert_tokens_to_ids("<|thought_start|>")
     tallies = {"thinks": [0, 0.0, 0], "acts": [0, 0.0, 0]}  # points, sum of p(thought), thought is argmax
