@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
 from lumine_prompts import PROMPT_SETS  # noqa: E402
-from probe_common import add_policy_args, heldout  # noqa: E402
+from probe_common import add_policy_args, greedy_answer, heldout  # noqa: E402
 from train_policy import decision_window  # noqa: E402
 
 
@@ -51,14 +51,7 @@ def main() -> int:
             if not presses(step.action, args.key):
                 continue
             batch = encoder.encode(decision_window(episode, t, args.history, PROMPT_SETS[args.prompts]), frames)
-            prompt = int((batch["labels"][0, 1:] != -100).nonzero()[0, 0]) + 1  # up to the assistant's turn
-            inputs = {k: v for k, v in batch.items() if k not in ("labels", "input_ids", "mm_token_type_ids")}
-            with torch.no_grad():
-                out = model.generate(input_ids=batch["input_ids"][:, :prompt],
-                                     mm_token_type_ids=batch["mm_token_type_ids"][:, :prompt],
-                                     attention_mask=torch.ones_like(batch["input_ids"][:, :prompt]),
-                                     max_new_tokens=40, do_sample=False, **inputs)
-            text = encoder.tok.decode(out[0, prompt:], skip_special_tokens=False)
+            text = greedy_answer(model, encoder, batch)
             answer = text.split("<|action_start|>")[-1].split("<|action_end|>")[0].strip()
             points += 1
             pressed += presses(answer, args.key)

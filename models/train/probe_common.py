@@ -7,6 +7,8 @@ import argparse
 import random
 from pathlib import Path
 
+import torch
+
 from lumine_prompts import PROMPT_SETS
 from train_policy import Encoder, Episode, Frames, load_episodes
 
@@ -34,3 +36,16 @@ def heldout(args: argparse.Namespace) -> tuple[Frames, list[Episode], Encoder]:
     size = tuple(int(x) for x in args.frame.split("x"))
     frames = Frames(size)
     return frames, load_episodes(held, frames), Encoder(args.base, size)
+
+
+def greedy_answer(model, encoder: Encoder, batch: dict[str, torch.Tensor], max_new_tokens: int = 40) -> str:
+    """What the policy writes, decoded greedily as the runtime does, for the window `batch`
+    (Encoder.encode) cut before its first answer: the text after `<|im_start|>assistant`."""
+    prompt = int((batch["labels"][0, 1:] != -100).nonzero()[0, 0]) + 1
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "input_ids", "mm_token_type_ids")}
+    with torch.no_grad():
+        out = model.generate(input_ids=batch["input_ids"][:, :prompt],
+                             mm_token_type_ids=batch["mm_token_type_ids"][:, :prompt],
+                             attention_mask=torch.ones_like(batch["input_ids"][:, :prompt]),
+                             max_new_tokens=max_new_tokens, do_sample=False, **inputs)
+    return encoder.tok.decode(out[0, prompt:])

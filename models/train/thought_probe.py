@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
 from lumine_prompts import PROMPT_SETS  # noqa: E402
-from probe_common import add_policy_args, heldout  # noqa: E402
+from probe_common import add_policy_args, greedy_answer, heldout  # noqa: E402
 from train_policy import decision_window  # noqa: E402
 
 
@@ -60,15 +60,8 @@ def main() -> int:
             tally[2] += int(probs.argmax()) == thought_start
             if kind == "thinks" and shown < args.show:
                 shown += 1
-                prompt = int(answer[0]) + 1  # up to <|im_start|>assistant\n
-                inputs = {k: v for k, v in batch.items() if k not in ("labels", "input_ids", "mm_token_type_ids")}
-                with torch.no_grad():
-                    out = model.generate(input_ids=batch["input_ids"][:, :prompt],
-                                         mm_token_type_ids=batch["mm_token_type_ids"][:, :prompt],
-                                         attention_mask=torch.ones_like(batch["input_ids"][:, :prompt]),
-                                         max_new_tokens=40, do_sample=False, **inputs)
                 print(json.dumps({"instruction": episode.instruction, "step": t, "expert": step.thought,
-                                  "policy": encoder.tok.decode(out[0, prompt:])}))
+                                  "policy": greedy_answer(model, encoder, batch)}))
     for kind, (n, p, top) in tallies.items():
         print(json.dumps({"steps": kind, "points": n, "mean_p_thought": round(p / max(1, n), 4),
                           "thought_is_argmax": round(top / max(1, n), 3)}))
