@@ -26,12 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
 from lumine_prompts import PROMPT_SETS  # noqa: E402
 from probe_common import add_policy_args, greedy_answer, heldout  # noqa: E402
-from train_policy import decision_window  # noqa: E402
-
-
-def presses(action: str, key: str) -> bool:
-    """Whether an action string holds `key` in any of its chunks."""
-    return any(key in chunk.split() for chunk in action.split(";")[1:])
+from train_policy import decision_window, presses  # noqa: E402
 
 
 def main() -> int:

@@ -509,6 +509,23 @@ def thinking_windows(data: list[Window], share: float, rng: random.Random) -> li
     return [rng.choice(thinking) for _ in range(n)]
 
 
+def presses(action: str, key: str) -> bool:
+    """Whether an action string holds `key` in any of its chunks."""
+    return any(key in chunk.split() for chunk in action.split(";")[1:])
+
+
+def interaction_windows(data: list[Window], share: float, rng: random.Random, key: str = "F") -> list[Window]:
+    """Windows whose last answer presses the interact key, drawn with replacement until they are
+    `share` of `data` and these together. The expert presses it about once in sixty steps, at
+    its target, and a policy trained on that rate walks up to the target and on (greedy answers
+    press it at 0.22 of those steps for the bundled model; interact_probe.py)."""
+    pressing = [w for w in data if w.labelled[-1] and presses(w.steps[-1].action, key)]
+    if not pressing or share >= 1:
+        return []
+    n = max(0, round((share * len(data) - len(pressing)) / (1 - share)))
+    return [rng.choice(pressing) for _ in range(n)]
+
+
 def report_of(w: Window) -> int | None:
     """The report (bearing_answer) that the last answer of a reasoning window ends its thought
     with, or None."""
@@ -984,6 +1001,9 @@ def main() -> int:
                          "frame: out of view OUT_SHARE of the time, left, ahead and right equally often "
                          "in the rest (balanced_answer_windows; in stage 3 from its reasoning and "
                          "instruction windows alike)")
+    ap.add_argument("--interact-share", type=float, default=0.0, metavar="P",
+                    help="stages 2 and 3: windows whose answer presses F drawn again until they are P of the "
+                         "stage's windows (interaction_windows); 0: as the expert pressed it")
     ap.add_argument("--thought-share", type=float, default=0.0, metavar="P",
                     help="stage 3: windows whose answer writes a thought drawn again until they are P of "
                          "the reasoning windows (thinking_windows); 0: as the expert wrote them")
@@ -1178,6 +1198,8 @@ def main() -> int:
                 data += [w for e in train for w in windows(e, 2, args.history, prompts)]
             if args.answer_balance is not None:
                 data += balanced_answer_windows(data, len(data), args.answer_balance, rng)
+            if args.interact_share > 0 and stage >= 2:
+                data += interaction_windows(data, args.interact_share, rng)
             if args.decision_windows > 0 and stage >= 2:
                 data += [w for e in train for w in decision_windows(e, args.history, prompts, args.decision_windows)]
             if args.ground_mix > 0:
