@@ -496,17 +496,22 @@ def balanced_answer_windows(data: list[Window], n: int, out_share: float, rng: r
     return balanced_draw(pools, n, out_share, rng)
 
 
+def drawn_to_share(pool: list[Window], total: int, share: float, rng: random.Random) -> list[Window]:
+    """More windows drawn from `pool` (windows already among `total`), with replacement, until
+    the pool's kind is `share` of the total and these together."""
+    if not pool or share >= 1:
+        return []
+    n = max(0, round((share * total - len(pool)) / (1 - share)))
+    return [rng.choice(pool) for _ in range(n)]
+
+
 def thinking_windows(data: list[Window], share: float, rng: random.Random) -> list[Window]:
     """Reasoning windows whose last answer writes a thought, drawn with replacement until they
     are `share` of `data` and these together. The expert thinks about once in thirty steps, and
     a policy trained on that rate never opens a thought at all, not even at the first step where
     the goal is still the instruction (models/train/README.md, eleventh session)."""
     thinking = [w for w in data if w.reasoning and w.labelled[-1] and w.steps[-1].thought is not None]
-    if not thinking or share >= 1:
-        return []
-    already = len(thinking)
-    n = max(0, round((share * len(data) - already) / (1 - share)))
-    return [rng.choice(thinking) for _ in range(n)]
+    return drawn_to_share(thinking, len(data), share, rng)
 
 
 def presses(action: str, key: str) -> bool:
@@ -520,10 +525,7 @@ def interaction_windows(data: list[Window], share: float, rng: random.Random, ke
     its target, and a policy trained on that rate walks up to the target and on (greedy answers
     press it at 0.22 of those steps for the bundled model; interact_probe.py)."""
     pressing = [w for w in data if w.labelled[-1] and presses(w.steps[-1].action, key)]
-    if not pressing or share >= 1:
-        return []
-    n = max(0, round((share * len(data) - len(pressing)) / (1 - share)))
-    return [rng.choice(pressing) for _ in range(n)]
+    return drawn_to_share(pressing, len(data), share, rng)
 
 
 def report_of(w: Window) -> int | None:
